@@ -1,0 +1,152 @@
+# Developer tooling of the convox.rack collection (repository root = collection root).
+#
+# Everything runs from .venv, which `make venv` builds from nothing: Python 3.11 and PyPI
+# are all it needs (Galaxy is not used: amazon.aws and community.aws come from the
+# `ansible` wheel on PyPI). `make help` lists the targets.
+#
+#   make demo    install a rack named `production` into the embedded local AWS and show it
+#   make test    every check and test (what .ci/run runs)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# --- settings (override on the command line: make test LOCAL_AWS_PORT=5000) -------------
+PYTHON                 ?= python3
+PIP_VERSION            ?= 26.3
+ANSIBLE_BUNDLE_VERSION ?= 12.3.0
+SANITY_PYTHON          ?= 3.11
+LOCAL_AWS_PORT         ?= 4566
+PYTEST_ARGS            ?=
+SANITY_ARGS            ?=
+export LOCAL_AWS_PORT
+
+VENV         := .venv
+BIN          := $(VENV)/bin
+PY           := $(BIN)/python
+REQS_STAMP   := $(VENV)/.requirements.stamp
+COLLS_STAMP  := $(VENV)/.collections.stamp
+COLLECTIONS  := $(VENV)/collections/ansible_collections
+BUNDLE_WHEEL := $(VENV)/cache/ansible-$(ANSIBLE_BUNDLE_VERSION)-py3-none-any.whl
+SANITY_ROOT  := $(VENV)/ansible-test/ansible_collections
+SANITY_DIR   := $(SANITY_ROOT)/convox/rack
+# Collections this one needs at run time (amazon.aws) and in tests (community.aws).
+DEP_COLLECTIONS := amazon/aws community/aws
+
+# Every recipe finds the venv's tools first and the repository's collections.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(VENV)/collections
+# Prefix for commands that talk to the embedded local AWS (endpoint, test keys, region).
+WITH_LOCAL_AWS := . ./local-aws.env &&
+# Stops/resets/probes need only the standard library: they work without the venv too.
+LOCAL_AWS := $(PYTHON) scripts/local_aws.py --state-dir $(VENV)
+
+.PHONY: help venv local-up local-down local-reset demo sanity units lint molecule \
+        build-check changelog-lint test clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 22
+
+# --- environment ------------------------------------------------------------------------
+
+venv: $(REQS_STAMP) $(COLLS_STAMP) ## create .venv: tools, amazon.aws + community.aws, convox.rack link
+	@echo "venv ready: $(VENV) ($$($(PY) --version), ansible-core $$($(PY) -c 'import ansible.release as r; print(r.__version__)'))"
+
+# The venv itself, rebuilt in place whenever requirements-dev.txt changes.
+$(REQS_STAMP): requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade 'pip==$(PIP_VERSION)'
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# The `ansible` community-package wheel (54 MB), downloaded once and kept under .venv.
+$(BUNDLE_WHEEL): | $(REQS_STAMP)
+	$(PY) -m pip download --quiet --no-deps --dest $(VENV)/cache 'ansible==$(ANSIBLE_BUNDLE_VERSION)'
+	test -f $@
+
+# .venv/collections/ansible_collections: the dependencies taken out of the wheel, and
+# convox/rack as a relative symlink to this repository (so edits are live).
+$(COLLS_STAMP): $(BUNDLE_WHEEL) scripts/extract_collections.py
+	$(PY) scripts/extract_collections.py $(BUNDLE_WHEEL) $(COLLECTIONS) $(DEP_COLLECTIONS)
+	mkdir -p $(COLLECTIONS)/convox
+	ln -sfn ../../../.. $(COLLECTIONS)/convox/rack
+	touch $@
+
+# --- the embedded local AWS (moto server on 127.0.0.1:$(LOCAL_AWS_PORT)) ---------------------
+
+local-up: $(REQS_STAMP) ## start the local AWS in the background (no-op when it already answers)
+	@$(PY) scripts/local_aws.py --state-dir $(VENV) up
+
+local-down: ## stop the local AWS started by local-up
+	@$(LOCAL_AWS) down
+
+local-reset: ## wipe every resource of the local AWS (POST /moto-api/reset)
+	@$(LOCAL_AWS) reset
+
+# --- the README's demo ------------------------------------------------------------------
+
+demo: venv local-up ## install rack `production` into the local AWS, print racks and its status
+	$(WITH_LOCAL_AWS) ansible-playbook playbooks/install_rack.yml -e rack=production
+	$(WITH_LOCAL_AWS) ansible-playbook playbooks/racks.yml
+	$(WITH_LOCAL_AWS) ansible-playbook playbooks/rack_status.yml -e rack=production
+	@echo "The local AWS keeps running ($$(. ./local-aws.env && echo $$AWS_ENDPOINT_URL)); 'make local-down' stops it."
+
+# --- checks -------------------------------------------------------------------------------
+
+# ansible-test wants a real copy under ansible_collections/convox/rack/ with its dependencies
+# beside it; its pip bootstrap download is replaced by scripts/get_pip_standin.py.
+# Every sanity test runs (pslint finds no PowerShell and says so); none is skipped.
+sanity: venv ## ansible-test sanity on a copy in .venv/ansible-test/
+	@$(PY) scripts/get_pip_standin.py --install
+	$(PY) scripts/stage_collection.py . $(SANITY_ROOT) convox/rack \
+	    --deps-from $(COLLECTIONS) $(addprefix --dep ,$(DEP_COLLECTIONS))
+	cd $(SANITY_DIR) && ansible-test sanity --python $(SANITY_PYTHON) --color no $(SANITY_ARGS)
+
+# pytest.ini puts .venv/collections on sys.path: ansible_collections.convox.rack imports.
+# Exit status 5 (no test collected) is not a failure while tests/unit is still empty.
+units: venv ## pytest tests/unit
+	@if [ -d tests/unit ]; then pytest tests/unit $(PYTEST_ARGS) || [ $$? -eq 5 ]; \
+	 else echo "units: no tests/unit yet"; fi
+
+lint: venv ## ansible-lint (profile production, offline; see .ansible-lint)
+	ansible-lint
+
+changelog-lint: venv ## antsibull-changelog lint of changelogs/
+	antsibull-changelog lint
+
+# extensions/molecule/default: converge, idempotence, verify, cleanup of a rack `molecule`.
+molecule: venv local-up ## molecule test of extensions/molecule/default against the local AWS
+	$(WITH_LOCAL_AWS) molecule test --scenario-name default
+
+build-check: venv local-up ## build the tarball, install it offline, use it from outside the repo
+	$(WITH_LOCAL_AWS) scripts/build_check.sh $(COLLECTIONS)
+
+# --- everything -------------------------------------------------------------------------
+
+# Runs every check even when one fails (a summary with timings follows), then pytest on
+# tests/ (unit and integration, against the local AWS) last, so that the output ends on
+# pytest's summary line when all is well. Stops the local AWS again only if it started it.
+TEST_STEPS := sanity lint changelog-lint build-check molecule
+test: venv ## every check, then pytest tests/ (what .ci/run runs)
+	@set +e; \
+	if $(LOCAL_AWS) --quiet status; then was_up=1; else was_up=0; fi; \
+	$(MAKE) local-up || exit 1; \
+	failed=""; summary=""; \
+	for step in $(TEST_STEPS); do \
+	    echo; echo "==================== make $$step"; \
+	    start=$$SECONDS; $(MAKE) $$step; rc=$$?; took=$$((SECONDS - start)); \
+	    if [ $$rc -eq 0 ]; then result=ok; else result=FAILED; failed="$$failed $$step"; fi; \
+	    summary="$$summary$$(printf '  %-16s %-7s %4ss' $$step $$result $$took)\n"; \
+	done; \
+	echo; echo "==================== checks"; printf "$$summary"; \
+	echo; echo "==================== pytest tests/"; \
+	$(WITH_LOCAL_AWS) pytest tests/ $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then rc=0; fi; \
+	if [ $$was_up -eq 0 ]; then $(LOCAL_AWS) --quiet down; fi; \
+	if [ -n "$$failed" ]; then echo "make test: failed:$$failed" >&2; exit 1; fi; \
+	exit $$rc
+
+clean: ## stop the local AWS and remove .venv (wheel cache included) and test outputs
+	-@$(LOCAL_AWS) down
+	rm -rf $(VENV) tests/output .pytest_cache .ansible
