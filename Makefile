@@ -37,6 +37,12 @@ DEP_COLLECTIONS := amazon/aws community/aws
 # Every recipe finds the venv's tools first and the repository's collections.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(VENV)/collections
+# CI (CI=true) keeps its log as plain text: no colour codes from ansible, lint, molecule.
+ifneq ($(CI),)
+export NO_COLOR := 1
+export PY_COLORS := 0
+export ANSIBLE_NOCOLOR := 1
+endif
 # Prefix for commands that talk to the embedded local AWS (endpoint, test keys, region).
 WITH_LOCAL_AWS := . ./local-aws.env &&
 # Stops/resets/probes need only the standard library: they work without the venv too.

@@ -36,11 +36,13 @@ def bootstrap(argv: list[str]) -> int:
     # In a child process: ensurepip.bootstrap() in this one would set PIP_CONFIG_FILE to
     # /dev/null in os.environ, and the pip install below would lose the machine's pip
     # configuration (index, certificate bundle).
-    status = subprocess.call([sys.executable, "-m", "ensurepip", "--upgrade", "--default-pip"])
+    status = subprocess.call(
+        [sys.executable, "-m", "ensurepip", "--upgrade", "--default-pip"], stdout=subprocess.DEVNULL
+    )
     if status:
         return status
     pip_args = [arg for arg in argv if arg not in GET_PIP_ONLY_FLAGS]
-    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check"] + pip_args
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"] + pip_args
     status = subprocess.call(command)
     if status == 0 and "--no-setuptools" in argv:
         # ensurepip of Python < 3.12 also brings setuptools, which get-pip would not install
