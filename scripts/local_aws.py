@@ -55,10 +55,10 @@ def read_pid(pid_file: str) -> int | None:
     return pid
 
 
-def moto_server() -> str:
-    """Return the moto_server executable beside the running python (the venv's)."""
-    candidate = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    return candidate if os.path.exists(candidate) else "moto_server"
+def moto_server() -> list:
+    """Return the command that runs moto's server: scripts/moto_server.py (moto with fixes for
+    emulator crashes, see that file) under the running python (the venv's)."""
+    return [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "moto_server.py")]
 
 
 def up(args: argparse.Namespace, pid_file: str, log_file: str) -> int:
@@ -69,7 +69,7 @@ def up(args: argparse.Namespace, pid_file: str, log_file: str) -> int:
     os.makedirs(args.state_dir, exist_ok=True)
     with open(log_file, "ab") as log, open(os.devnull, "rb") as devnull:
         process = subprocess.Popen(  # pylint: disable=consider-using-with
-            [moto_server(), "-H", HOST, "-p", str(args.port)],
+            moto_server() + ["-H", HOST, "-p", str(args.port)],
             stdin=devnull,
             stdout=log,
             stderr=subprocess.STDOUT,

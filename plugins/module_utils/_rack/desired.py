@@ -1,0 +1,261 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, convox.rack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure functions: the desired configuration of each rack resource.
+
+No AWS calls here, so that every document the rack applies can be unit tested.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+ECS_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+ROOT_DEVICE = "/dev/xvda"
+ROOT_VOLUME_GIB = 30
+NONCURRENT_VERSION_DAYS = 30
+LOGS_PREFIX = "logs/"
+
+
+def ec2_trust_policy():
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+def instance_role_policy(partition, region, account, cluster, log_group):
+    """What an ECS container instance needs, and no more: join this cluster, pull images, write logs."""
+    cluster_arn = "arn:%s:ecs:%s:%s:cluster/%s" % (partition, region, account, cluster)
+    instances_arn = "arn:%s:ecs:%s:%s:container-instance/%s/*" % (partition, region, account, cluster)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "JoinCluster",
+                "Effect": "Allow",
+                "Action": [
+                    "ecs:RegisterContainerInstance",
+                    "ecs:DeregisterContainerInstance",
+                    "ecs:SubmitAttachmentStateChanges",
+                    "ecs:SubmitContainerStateChange",
+                    "ecs:SubmitTaskStateChange",
+                ],
+                "Resource": cluster_arn,
+            },
+            {
+                "Sid": "AgentSession",
+                "Effect": "Allow",
+                "Action": ["ecs:Poll", "ecs:StartTelemetrySession", "ecs:UpdateContainerInstancesState"],
+                "Resource": instances_arn,
+            },
+            {
+                # These actions do not support resource-level permissions.
+                "Sid": "AgentDiscovery",
+                "Effect": "Allow",
+                "Action": ["ecs:DiscoverPollEndpoint", "ecr:GetAuthorizationToken"],
+                "Resource": "*",
+            },
+            {
+                "Sid": "PullImages",
+                "Effect": "Allow",
+                "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+                "Resource": "arn:%s:ecr:%s:%s:repository/*" % (partition, region, account),
+            },
+            {
+                "Sid": "WriteLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": "arn:%s:logs:%s:%s:log-group:%s*" % (partition, region, account, log_group),
+            },
+        ],
+    }
+
+
+def tls_only_bucket_policy(partition, bucket):
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": ["arn:%s:s3:::%s" % (partition, bucket), "arn:%s:s3:::%s/*" % (partition, bucket)],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+
+
+def lifecycle_rules(log_days):
+    return [
+        {
+            "ID": "expire-logs",
+            "Filter": {"Prefix": LOGS_PREFIX},
+            "Status": "Enabled",
+            "Expiration": {"Days": int(log_days)},
+        },
+        {
+            "ID": "expire-noncurrent-versions",
+            "Filter": {"Prefix": ""},
+            "Status": "Enabled",
+            "NoncurrentVersionExpiration": {"NoncurrentDays": NONCURRENT_VERSION_DAYS},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+        },
+    ]
+
+
+def lifecycle_key(rules):
+    """What we compare of lifecycle rules, whatever shape AWS returns them in."""
+    out = []
+    for r in rules or []:
+        flt = r.get("Filter") or {}
+        prefix = flt.get("Prefix", r.get("Prefix", "")) or ""
+        out.append((
+            r.get("ID"),
+            prefix,
+            r.get("Status"),
+            (r.get("Expiration") or {}).get("Days"),
+            (r.get("NoncurrentVersionExpiration") or {}).get("NoncurrentDays"),
+            (r.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation"),
+        ))
+    return sorted(out, key=lambda x: str(x))
+
+
+def user_data(cluster):
+    script = "\n".join([
+        "#!/bin/bash",
+        "cat >> /etc/ecs/ecs.config <<'CONFIG'",
+        "ECS_CLUSTER=%s" % cluster,
+        "ECS_ENABLE_CONTAINER_METADATA=true",
+        "ECS_ENABLE_SPOT_INSTANCE_DRAINING=true",
+        "CONFIG",
+        "",
+    ])
+    return base64.b64encode(script.encode()).decode()
+
+
+def launch_template_data(image_id, instance_type, profile_arn, security_group_id, cluster, tags):
+    return {
+        "ImageId": image_id,
+        "InstanceType": instance_type,
+        "IamInstanceProfile": {"Arn": profile_arn},
+        "SecurityGroupIds": [security_group_id],
+        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"},
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": ROOT_DEVICE,
+                "Ebs": {"VolumeSize": ROOT_VOLUME_GIB, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True},
+            }
+        ],
+        "UserData": user_data(cluster),
+        "TagSpecifications": [
+            {"ResourceType": "volume", "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
+        ],
+    }
+
+
+def launch_template_key(data):
+    """The parts of launch template data we manage, normalised for comparison."""
+    data = data or {}
+    md = data.get("MetadataOptions") or {}
+    bdm = []
+    for m in data.get("BlockDeviceMappings") or []:
+        ebs = m.get("Ebs") or {}
+        bdm.append((m.get("DeviceName"), ebs.get("VolumeSize"), ebs.get("VolumeType"), bool(ebs.get("Encrypted"))))
+    vol_tags = []
+    for spec in data.get("TagSpecifications") or []:
+        if spec.get("ResourceType") == "volume":
+            vol_tags = sorted((t["Key"], t["Value"]) for t in spec.get("Tags", []))
+    return {
+        "ImageId": data.get("ImageId"),
+        "InstanceType": data.get("InstanceType"),
+        "IamInstanceProfile": (data.get("IamInstanceProfile") or {}).get("Arn"),
+        "SecurityGroupIds": sorted(data.get("SecurityGroupIds") or []),
+        "Metadata": (md.get("HttpTokens"), int(md.get("HttpPutResponseHopLimit") or 0)),
+        "BlockDeviceMappings": bdm,
+        "UserData": data.get("UserData"),
+        "VolumeTags": vol_tags,
+    }
+
+
+def router_ingress():
+    """The load balancer's door: HTTP and HTTPS from anywhere, nothing else."""
+    return [
+        {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+        for port in (80, 443)
+    ]
+
+
+def instance_ingress(router_sg_id, instances_sg_id):
+    """Instances admit the load balancer and each other, never the VPC or the internet."""
+    return [
+        {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": router_sg_id}]},
+        {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": instances_sg_id}]},
+    ]
+
+
+def permission_keys(permissions):
+    """Flatten IpPermissions into comparable (protocol, from, to, source) tuples."""
+    keys = set()
+    for p in permissions or []:
+        proto = str(p.get("IpProtocol"))
+        lo = p.get("FromPort", -1) if proto != "-1" else -1
+        hi = p.get("ToPort", -1) if proto != "-1" else -1
+        for r in p.get("IpRanges", []):
+            keys.add((proto, lo, hi, "cidr", r["CidrIp"]))
+        for r in p.get("Ipv6Ranges", []):
+            keys.add((proto, lo, hi, "cidr6", r["CidrIpv6"]))
+        for g in p.get("UserIdGroupPairs", []):
+            keys.add((proto, lo, hi, "sg", g["GroupId"]))
+    return keys
+
+
+def permissions_from_keys(keys):
+    out = []
+    for proto, lo, hi, kind, src in sorted(keys):
+        perm = {"IpProtocol": proto}
+        if proto != "-1":
+            perm.update(FromPort=lo, ToPort=hi)
+        if kind == "cidr":
+            perm["IpRanges"] = [{"CidrIp": src}]
+        elif kind == "cidr6":
+            perm["Ipv6Ranges"] = [{"CidrIpv6": src}]
+        else:
+            perm["UserIdGroupPairs"] = [{"GroupId": src}]
+        out.append(perm)
+    return out
+
+
+def policy_equal(current, wanted):
+    if current is None:
+        return False
+    if isinstance(current, str):
+        try:
+            current = json.loads(current)
+        except ValueError:
+            return False
+    return _canon(current) == _canon(wanted)
+
+
+def _canon(doc):
+    if isinstance(doc, dict):
+        return {k: _canon(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        items = [_canon(v) for v in doc]
+        if len(items) == 1 and not isinstance(doc[0], dict):
+            return items[0]
+        return sorted(items, key=lambda x: json.dumps(x, sort_keys=True))
+    return doc

@@ -1,0 +1,244 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, convox.rack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read what exists of a rack: singletons by their derived names, confirmed by tags;
+network resources by tags alone. The same reading serves install, uninstall and status."""
+
+from __future__ import annotations
+
+from .errors import RackError
+from .naming import RackNames, system_tags
+from .params import STATE_TAG_PREFIX, RESERVED_TAG_KEYS, parameters_from_tags
+
+GONE_NAT_STATES = ("deleted", "deleting", "failed")
+
+
+def tag_dict(tags, key="Key", value="Value"):
+    return {t[key]: t.get(value, "") for t in tags or []}
+
+
+def ec2_filters(rack, extra=None):
+    filters = [{"Name": "tag:%s" % k, "Values": [v]} for k, v in system_tags(rack).items()]
+    return filters + list(extra or [])
+
+
+def is_ours(tags, rack):
+    return all(tags.get(k) == v for k, v in system_tags(rack).items())
+
+
+def user_tags(tags):
+    return {k: v for k, v in (tags or {}).items()
+            if k not in RESERVED_TAG_KEYS and not k.startswith(STATE_TAG_PREFIX) and not k.startswith("aws:")}
+
+
+class Identity:
+    def __init__(self, aws):
+        ident = aws.call("sts", "get_caller_identity", "caller identity")
+        self.account = ident["Account"]
+        self.partition = ident["Arn"].split(":")[1]
+
+
+class RackState:
+    """What exists of one rack. Attributes are None (or empty) for what is missing."""
+
+    def __init__(self, names):
+        self.names = names
+        self.bucket = None            # {"name", "tags"}
+        self.vpc = None
+        self.subnets = []
+        self.igw = None
+        self.route_tables = []
+        self.nat_gateways = []
+        self.addresses = []
+        self.security_groups = {}     # "router"/"instances" -> group
+        self.role = None
+        self.role_policy = None
+        self.instance_profile = None
+        self.launch_template = None   # describe_launch_templates item + "data" of the default version
+        self.asg = None
+        self.cluster = None
+        self.capacity_provider = None
+        self.load_balancer = None
+        self.lb_tags = {}
+        self.listeners = []
+        self.log_group = None
+        self.log_group_tags = {}
+
+    @property
+    def recorded_parameters(self):
+        return parameters_from_tags(self.bucket["tags"]) if self.bucket else {}
+
+    @property
+    def recorded_status(self):
+        return (self.bucket or {}).get("tags", {}).get(STATE_TAG_PREFIX + "status")
+
+    @property
+    def exists(self):
+        """True when anything of the rack is left (a retained bucket alone does not count)."""
+        return any([self.vpc, self.subnets, self.igw, self.route_tables, self.nat_gateways, self.addresses,
+                    self.security_groups, self.role, self.instance_profile, self.launch_template, self.asg,
+                    self.cluster, self.capacity_provider, self.load_balancer, self.log_group]) or (
+            self.bucket is not None and self.recorded_status != "uninstalled")
+
+    def subnets_of(self, tier):
+        subs = [s for s in self.subnets if tag_dict(s.get("Tags")).get("convox:tier") == tier]
+        return sorted(subs, key=lambda s: int(tag_dict(s.get("Tags")).get("convox:index", "0")))
+
+
+def read_bucket(aws, names, rack):
+    name = names.bucket
+    tagging = aws.call("s3", "get_bucket_tagging", "bucket %s" % name, ignore=("NoSuchBucket",), Bucket=name)
+    if tagging is None:
+        return None
+    return {"name": name, "tags": tag_dict(tagging.get("TagSet"))}
+
+
+def read_bucket_tags_tolerant(aws, names):
+    """get_bucket_tagging, telling a bucket with no tags (ours, half made) from a missing one."""
+    name = names.bucket
+    try:
+        return read_bucket(aws, names, names.rack)
+    except RackError as e:
+        code = e.details.get("error_code")
+        if code == "NoSuchTagSet":
+            return {"name": name, "tags": {}}
+        if code in ("AccessDenied", "AllAccessDisabled", "403"):
+            raise RackError(
+                "bucket %s: the name is taken by a bucket this account cannot read (%s); "
+                "it is derived from the account, region and rack name, so this should not happen" % (name, code),
+                **e.details)
+        raise
+
+
+def read_network(aws, state, rack):
+    vpcs = aws.call("ec2", "describe_vpcs", "VPC of rack %s" % rack, Filters=ec2_filters(rack))["Vpcs"]
+    if len(vpcs) > 1:
+        raise RackError("rack %s has %d VPCs tagged as its own (%s); remove the extra ones by hand"
+                        % (rack, len(vpcs), ", ".join(v["VpcId"] for v in vpcs)))
+    state.vpc = vpcs[0] if vpcs else None
+    state.subnets = aws.call("ec2", "describe_subnets", "subnets of rack %s" % rack,
+                             Filters=ec2_filters(rack))["Subnets"]
+    igws = aws.call("ec2", "describe_internet_gateways", "internet gateway of rack %s" % rack,
+                    Filters=ec2_filters(rack))["InternetGateways"]
+    state.igw = igws[0] if igws else None
+    state.extra_igws = igws[1:]
+    state.route_tables = aws.call("ec2", "describe_route_tables", "route tables of rack %s" % rack,
+                                  Filters=ec2_filters(rack))["RouteTables"]
+    nats = aws.call("ec2", "describe_nat_gateways", "NAT gateways of rack %s" % rack,
+                    Filters=ec2_filters(rack))["NatGateways"]
+    state.nat_gateways = [n for n in nats if n["State"] not in GONE_NAT_STATES]
+    state.deleting_nat_gateways = [n for n in nats if n["State"] == "deleting"]
+    state.addresses = aws.call("ec2", "describe_addresses", "elastic IPs of rack %s" % rack,
+                               Filters=ec2_filters(rack))["Addresses"]
+    groups = aws.call("ec2", "describe_security_groups", "security groups of rack %s" % rack,
+                      Filters=ec2_filters(rack))["SecurityGroups"]
+    for g in groups:
+        role = tag_dict(g.get("Tags")).get("convox:role")
+        if role:
+            state.security_groups[role] = g
+
+
+def read_iam(aws, state, names, rack):
+    role = aws.call("iam", "get_role", "IAM role %s" % names.instance_role, ignore=("NoSuchEntity",),
+                    RoleName=names.instance_role)
+    if role:
+        role = role["Role"]
+        _confirm(tag_dict(role.get("Tags")), rack, "IAM role %s" % names.instance_role)
+        state.role = role
+        pol = aws.call("iam", "get_role_policy", "IAM role %s" % names.instance_role, ignore=("NoSuchEntity",),
+                       RoleName=names.instance_role, PolicyName="ecs-container-instance")
+        state.role_policy = pol["PolicyDocument"] if pol else None
+    prof = aws.call("iam", "get_instance_profile", "instance profile %s" % names.instance_role,
+                    ignore=("NoSuchEntity",), InstanceProfileName=names.instance_role)
+    if prof:
+        prof = prof["InstanceProfile"]
+        tags = prof.get("Tags")
+        if tags is None:
+            tags = aws.call("iam", "list_instance_profile_tags", "instance profile %s" % names.instance_role,
+                            InstanceProfileName=names.instance_role).get("Tags", [])
+            prof["Tags"] = tags
+        _confirm(tag_dict(tags), rack, "instance profile %s" % names.instance_role)
+        state.instance_profile = prof
+
+
+def read_runtime(aws, state, names, rack):
+    lts = aws.call("ec2", "describe_launch_templates", "launch template %s" % names.launch_template,
+                   ignore=("InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound"),
+                   LaunchTemplateNames=[names.launch_template])
+    if lts and lts.get("LaunchTemplates"):
+        lt = lts["LaunchTemplates"][0]
+        _confirm(tag_dict(lt.get("Tags")), rack, "launch template %s" % names.launch_template)
+        versions = aws.call("ec2", "describe_launch_template_versions", "launch template %s" % names.launch_template,
+                            LaunchTemplateId=lt["LaunchTemplateId"], Versions=["$Default"])["LaunchTemplateVersions"]
+        lt["data"] = versions[0]["LaunchTemplateData"] if versions else {}
+        state.launch_template = lt
+    groups = aws.call("autoscaling", "describe_auto_scaling_groups", "auto scaling group %s" % names.autoscaling_group,
+                      AutoScalingGroupNames=[names.autoscaling_group])["AutoScalingGroups"]
+    if groups:
+        asg = groups[0]
+        _confirm(tag_dict(asg.get("Tags")), rack, "auto scaling group %s" % names.autoscaling_group)
+        state.asg = asg
+    clusters = aws.call("ecs", "describe_clusters", "ECS cluster %s" % names.cluster,
+                        clusters=[names.cluster], include=["TAGS"])["clusters"]
+    clusters = [c for c in clusters if c.get("status") != "INACTIVE"]
+    if clusters:
+        _confirm(tag_dict(clusters[0].get("tags"), "key", "value"), rack, "ECS cluster %s" % names.cluster)
+        state.cluster = clusters[0]
+    cps = aws.call("ecs", "describe_capacity_providers", "capacity provider %s" % names.capacity_provider,
+                   capacityProviders=[names.capacity_provider], include=["TAGS"])["capacityProviders"]
+    cps = [c for c in cps if c.get("status") != "INACTIVE" and c.get("updateStatus") != "DELETE_COMPLETE"]
+    if cps:
+        _confirm(tag_dict(cps[0].get("tags"), "key", "value"), rack,
+                 "capacity provider %s" % names.capacity_provider)
+        state.capacity_provider = cps[0]
+
+
+def read_entry(aws, state, names, rack):
+    lbs = aws.call("elbv2", "describe_load_balancers", "load balancer %s" % names.load_balancer,
+                   ignore=("LoadBalancerNotFound",), Names=[names.load_balancer])
+    if lbs and lbs.get("LoadBalancers"):
+        lb = lbs["LoadBalancers"][0]
+        descs = aws.call("elbv2", "describe_tags", "load balancer %s" % names.load_balancer,
+                         ResourceArns=[lb["LoadBalancerArn"]])["TagDescriptions"]
+        state.lb_tags = tag_dict(descs[0]["Tags"]) if descs else {}
+        _confirm(state.lb_tags, rack, "load balancer %s" % names.load_balancer)
+        state.load_balancer = lb
+        state.listeners = aws.call("elbv2", "describe_listeners", "load balancer %s" % names.load_balancer,
+                                   LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+
+
+def read_logs(aws, state, names, rack):
+    groups = aws.call("logs", "describe_log_groups", "log group %s" % names.log_group,
+                      logGroupNamePrefix=names.log_group)["logGroups"]
+    exact = [g for g in groups if g["logGroupName"] == names.log_group]
+    state.apps = sorted(g["logGroupName"][len(names.app_log_group_prefix()):] for g in groups
+                        if g["logGroupName"].startswith(names.app_log_group_prefix()))
+    if exact:
+        group = exact[0]
+        arn = group["arn"][:-2] if group["arn"].endswith(":*") else group["arn"]
+        tags = aws.call("logs", "list_tags_for_resource", "log group %s" % names.log_group, resourceArn=arn)
+        state.log_group_tags = (tags or {}).get("tags", {})
+        _confirm(state.log_group_tags, rack, "log group %s" % names.log_group)
+        group["tag_arn"] = arn
+        state.log_group = group
+
+
+def _confirm(tags, rack, what):
+    if not is_ours(tags, rack):
+        raise RackError(
+            "%s exists but is not tagged as part of rack %s (System=convox, Rack=%s, Type=rack);"
+            " refusing to adopt or delete it" % (what, rack, rack), resource=what)
+
+
+def read_rack(aws, rack, region, identity):
+    """Everything that exists of the rack, in one RackState."""
+    names = RackNames(rack, region, identity.account)
+    state = RackState(names)
+    state.apps = []
+    state.bucket = read_bucket_tags_tolerant(aws, names)
+    read_network(aws, state, rack)
+    read_iam(aws, state, names, rack)
+    read_runtime(aws, state, names, rack)
+    read_entry(aws, state, names, rack)
+    read_logs(aws, state, names, rack)
+    return state

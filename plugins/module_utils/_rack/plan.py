@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, convox.rack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The plan of a run: every change, recorded as it is decided, applied unless in check mode.
+
+Check mode and diff come from the same code path as the real run: each step decides a
+change, records it, and only then (outside check mode) makes the AWS call. In check mode a
+resource that would be created has no id yet; its dependants see CHECK_MODE_ID and plan
+their own creation.
+"""
+
+from __future__ import annotations
+
+CHECK_MODE_ID = "(known after apply)"
+
+
+class Plan:
+    def __init__(self, check_mode, before_first_write=None):
+        self.check_mode = check_mode
+        self.changes = []
+        self._before_first_write = before_first_write
+        self._writing = False
+
+    def change(self, kind, name, action, apply, detail=None):
+        """Record a change; run apply() unless in check mode. Returns apply's result or None."""
+        entry = {"resource": kind, "name": name, "action": action}
+        if detail:
+            entry["changes"] = detail
+        self.changes.append(entry)
+        if self.check_mode:
+            return None
+        if not self._writing:
+            self._writing = True
+            if self._before_first_write:
+                self._before_first_write()
+        return apply()
+
+    @property
+    def changed(self):
+        return bool(self.changes)
+
+    def by_action(self, action):
+        seen = []
+        for c in self.changes:
+            item = "%s %s" % (c["resource"], c["name"])
+            if c["action"] == action and item not in seen:
+                seen.append(item)
+        return seen
+
+    def diff(self, before_params, after_params, before_tags, after_tags):
+        """before/after of what the user controls, and the resources to create, change or delete."""
+        before = {"parameters": before_params or {}, "tags": before_tags or {}}
+        after = {
+            "parameters": after_params or {},
+            "tags": after_tags or {},
+            "create": self.by_action("create"),
+            "update": self.by_action("update") + self.by_action("replace"),
+            "delete": self.by_action("delete"),
+        }
+        return {"before": before, "after": after}
