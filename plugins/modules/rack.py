@@ -23,7 +23,7 @@ description:
   - An option left unset keeps the value recorded on an existing rack, else takes its default, as
     C(convox rack params set) changes only the parameters it names.
 author:
-  - convox.rack contributors
+  - convox.rack contributors (@convox-rack)
 options:
   name:
     description:
@@ -166,7 +166,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 rack:
-  description: The rack after the run, with the same keys as each item of M(convox.rack.rack_info)'s RV(racks).
+  description: The rack after the run, with the same keys as each item of the C(racks) list M(convox.rack.rack_info) returns.
   returned: always
   type: dict
   contains:

@@ -17,7 +17,7 @@ description:
     V(installing), V(updating) or V(uninstalling) while a run of the collection holds the rack (or
     stopped half-way); V(failed) when parts are missing, named in RV(racks[].missing).
 author:
-  - convox.rack contributors
+  - convox.rack contributors (@convox-rack)
 options:
   name:
     description:
@@ -53,7 +53,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 racks:
-  description: The racks found (an empty list when O(name) names no rack), each with the keys of M(convox.rack.rack)'s RV(rack).
+  description: The racks found (an empty list when O(name) names no rack), each with the keys of the C(rack) dictionary M(convox.rack.rack) returns.
   returned: always
   type: list
   elements: dict

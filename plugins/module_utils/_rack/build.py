@@ -125,7 +125,9 @@ class RackBuilder:
             current = {}
         else:
             current = self._read_bucket_config(name)
-        s3 = lambda op, **kw: self.aws.call("s3", op, "bucket %s" % name, Bucket=name, **kw)  # noqa: E731
+
+        def s3(op, **kw):
+            return self.aws.call("s3", op, "bucket %s" % name, Bucket=name, **kw)
         if current.get("public_access_block") != D.PUBLIC_ACCESS_BLOCK:
             self.plan.change("bucket", name, "update" if bucket else "create", lambda: s3(
                 "put_public_access_block", PublicAccessBlockConfiguration=D.PUBLIC_ACCESS_BLOCK),
@@ -156,7 +158,8 @@ class RackBuilder:
                 detail={"policy": "TLS only"} if bucket else None)
 
     def _read_bucket_config(self, name):
-        s3 = lambda op, ignore=(): self.aws.call("s3", op, "bucket %s" % name, ignore=ignore, Bucket=name)  # noqa: E731
+        def s3(op, ignore=()):
+            return self.aws.call("s3", op, "bucket %s" % name, ignore=ignore, Bucket=name)
         cfg = {}
         pab = s3("get_public_access_block", ignore=("NoSuchPublicAccessBlockConfiguration",))
         cfg["public_access_block"] = (pab or {}).get("PublicAccessBlockConfiguration")
@@ -183,12 +186,12 @@ class RackBuilder:
         tags[STATE_TAG_PREFIX + "status"] = status
         return tags
 
-    def mark_status(self, status):
-        """Record the run's status on the bucket (before the first write, and at the end)."""
+    def mark_run_status(self):
+        """Before the first write: record on the bucket that a run holds the rack."""
         if self.state.bucket is None:
             return
         tags = dict(self.state.bucket["tags"])
-        tags[STATE_TAG_PREFIX + "status"] = status
+        tags[STATE_TAG_PREFIX + "status"] = self.first_status()
         self.aws.call("s3", "put_bucket_tagging", "bucket %s" % self.names.bucket,
                       Bucket=self.names.bucket, Tagging={"TagSet": _tl(tags)})
         self.state.bucket["tags"] = tags
@@ -237,7 +240,9 @@ class RackBuilder:
         ident = self.identity
         policy = D.instance_role_policy(ident.partition, self.region, ident.account, self.names.cluster,
                                         self.names.log_group)
-        iam = lambda op, what, **kw: self.aws.call("iam", op, "%s %s" % (what, role_name), **kw)  # noqa: E731
+
+        def iam(op, what, **kw):
+            return self.aws.call("iam", op, "%s %s" % (what, role_name), **kw)
         role = self.state.role
         if role is None:
             self.plan.change("iam_role", role_name, "create", lambda: iam(

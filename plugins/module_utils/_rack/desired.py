@@ -131,7 +131,7 @@ def lifecycle_key(rules):
             (r.get("NoncurrentVersionExpiration") or {}).get("NoncurrentDays"),
             (r.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation"),
         ))
-    return sorted(out, key=lambda x: str(x))
+    return sorted(out, key=str)
 
 
 def user_data(cluster):

@@ -18,7 +18,7 @@ class Plan:
     def __init__(self, check_mode, before_first_write=None):
         self.check_mode = check_mode
         self.changes = []
-        self._before_first_write = before_first_write
+        self.before_first_write = before_first_write
         self._writing = False
 
     def change(self, kind, name, action, apply, detail=None):
@@ -31,8 +31,8 @@ class Plan:
             return None
         if not self._writing:
             self._writing = True
-            if self._before_first_write:
-                self._before_first_write()
+            if self.before_first_write:
+                self.before_first_write()
         return apply()
 
     @property

@@ -20,7 +20,7 @@ def region_of(module):
 
 
 def make_aws(module):
-    return Aws(lambda service: module.client(service), check_mode=module.check_mode)
+    return Aws(module.client, check_mode=module.check_mode)
 
 
 def fail(module, err, aws=None):

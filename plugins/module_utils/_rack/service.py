@@ -142,10 +142,10 @@ class RackService:
         recorded_tags = user_tags((state.bucket or {}).get("tags"))
         tags = merge_user_tags(recorded_tags, p.get("tags"), p.get("purge_tags", True))
 
-        builder = None
-        plan = Plan(self.check_mode, before_first_write=lambda: builder.mark_status(builder.first_status()))
+        plan = Plan(self.check_mode)
         builder = RackBuilder(self.aws, self.region, self.identity, state, wanted, tags, plan, self.deadline,
                               p.get("wait", True))
+        plan.before_first_write = builder.mark_run_status
         out = builder.converge()
         rolled = self._plan_replacement(builder, state, plan, wanted, out)
         builder.finish()
@@ -278,10 +278,10 @@ class RackService:
             raise ValidationError("wait_timeout", "must be at least 1 second")
         state = self._read()
         before = {"parameters": state.recorded_parameters, "exists": state.exists}
-        teardown = None
-        plan = Plan(self.check_mode, before_first_write=lambda: teardown.mark_uninstalling())
+        plan = Plan(self.check_mode)
         teardown = RackTeardown(self.aws, state, plan, self.deadline, self.params.get("force", False),
                                 self.params.get("purge_data", False))
+        plan.before_first_write = teardown.mark_uninstalling
         kept = teardown.run()
         rack = rack_dict(state, self.region, status="uninstalling" if plan.changed else "uninstalled",
                          extra={"kept_buckets": kept})

@@ -24,7 +24,7 @@ retried until wait_timeout.
 from __future__ import annotations
 
 from .errors import AWSCallError, RackError
-from .observe import ec2_filters, tag_dict
+from .observe import ec2_filters
 from .params import STATE_TAG_PREFIX
 
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
@@ -122,19 +122,21 @@ class RackTeardown:
                           containerInstances=arns[i:i + 10], status="DRAINING")
 
     def _delete_asg(self, name):
-        asg = lambda op, **kw: self.aws.call("autoscaling", op, "auto scaling group %s" % name,  # noqa: E731
-                                             ignore=("ValidationError",) if op == "describe_auto_scaling_groups"
-                                             else (), **kw)
+        def asg(op, **kw):
+            ignore = ("ValidationError",) if op == "describe_auto_scaling_groups" else ()
+            return self.aws.call("autoscaling", op, "auto scaling group %s" % name, ignore=ignore, **kw)
         asg("update_auto_scaling_group", AutoScalingGroupName=name, MinSize=0, MaxSize=0, DesiredCapacity=0)
         asg("delete_auto_scaling_group", AutoScalingGroupName=name, ForceDelete=True)
-        self.deadline.wait_for("auto scaling group %s to terminate its instances and go" % name,
-                               lambda: not (asg("describe_auto_scaling_groups", AutoScalingGroupNames=[name])
-                                            or {}).get("AutoScalingGroups"))
+
+        def gone():
+            found = asg("describe_auto_scaling_groups", AutoScalingGroupNames=[name]) or {}
+            return not found.get("AutoScalingGroups")
+        self.deadline.wait_for("auto scaling group %s to terminate its instances and go" % name, gone)
 
     def _live_instances(self):
+        live = [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]
         res = self.aws.paginate("ec2", "describe_instances", "instances of rack %s" % self.rack,
-                                Filters=ec2_filters(self.rack, [{"Name": "instance-state-name",
-                                                                  "Values": LIVE_INSTANCE_STATES}]))
+                                Filters=ec2_filters(self.rack, live))
         return [i["InstanceId"] for r in res.get("Reservations", []) for i in r["Instances"]]
 
     def _terminate_strays(self):
@@ -253,8 +255,9 @@ class RackTeardown:
                 LaunchTemplateId=lt["LaunchTemplateId"]))
         prof, role = self.state.instance_profile, self.state.role
         name = self.names.instance_role
-        iam = lambda op, **kw: self.aws.call("iam", op, "IAM role %s" % name,  # noqa: E731
-                                             ignore=("NoSuchEntity",), **kw)
+
+        def iam(op, **kw):
+            return self.aws.call("iam", op, "IAM role %s" % name, ignore=("NoSuchEntity",), **kw)
         if prof is not None:
             def delete_profile():
                 for r in prof.get("Roles", []):
