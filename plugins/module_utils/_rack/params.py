@@ -141,6 +141,12 @@ def validate_request(params):
         )
     if params.get("instance_count") is not None and params["instance_count"] < 1:
         raise ValidationError("instance_count", "must be at least 1 (got %d)" % params["instance_count"])
+    if params.get("high_availability") and params.get("instance_count") is not None and params["instance_count"] < 3:
+        raise ValidationError(
+            "instance_count",
+            "must be at least 3 with high_availability (got %d); set high_availability: false for fewer"
+            % params["instance_count"],
+        )
     if params.get("vpc_cidr") is not None:
         validate_vpc_cidr(params["vpc_cidr"])
     if params.get("log_retention") is not None and params["log_retention"] not in LOG_RETENTION_DAYS:

@@ -304,6 +304,10 @@ class RackTeardown:
 
         def delete():
             if holds_data:
+                # The bucket is going away: drop its TLS-only policy first, so that the deletes
+                # also pass on an endpoint without TLS (the local AWS), which the policy refuses.
+                self.aws.call("s3", "delete_bucket_policy", "bucket %s" % name, ignore=("NoSuchBucket",),
+                              Bucket=name)
                 empty_bucket(self.aws, name)
             self.aws.call("s3", "delete_bucket", "bucket %s" % name, ignore=("NoSuchBucket",), Bucket=name)
         self.plan.change("bucket", name, "delete", delete, detail={"purge_data": True} if holds_data else None)

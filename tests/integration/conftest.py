@@ -1,0 +1,187 @@
+"""Integration fixtures: a local AWS (moto's server, through scripts/moto_server.py) of this
+test session's own on a free loopback port, and helpers that run real ansible-playbook against it
+and read AWS back through boto3."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import boto3
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+PLAYBOOKS = os.path.join(ROOT, "tests", "integration", "playbooks")
+REGION = "us-east-1"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalAws:
+    def __init__(self, port, log_path):
+        self.port = port
+        self.endpoint = "http://127.0.0.1:%d" % port
+        self.log_path = log_path
+        self.temp = tempfile.mkdtemp(prefix="convox-rack-it-")
+
+    @property
+    def env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_ENDPOINT_URL=self.endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                   AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION, ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+                   ANSIBLE_LOCAL_TEMP=self.temp, ANSIBLE_REMOTE_TEMP=self.temp)
+        return env
+
+    def client(self, service, region=REGION):
+        return boto3.client(service, region_name=region, endpoint_url=self.endpoint,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def request_count(self):
+        """AWS API requests the server has answered (moto logs one line per request)."""
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return sum(1 for line in f if re.search(r'"(POST|GET|PUT|DELETE|HEAD) /(?!moto-api)', line))
+
+
+@pytest.fixture(scope="session")
+def local_aws(tmp_path_factory):
+    port = _free_port()
+    log_path = str(tmp_path_factory.mktemp("local-aws") / "moto.log")
+    log = open(log_path, "w")
+    proc = subprocess.Popen([os.path.join(VENV_BIN, "python"), os.path.join(ROOT, "scripts", "moto_server.py"),
+                             "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    url = "http://127.0.0.1:%d/moto-api/data.json" % port
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("the local AWS did not start; see %s" % log_path)
+    yield LocalAws(port, log_path)
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+class Runner:
+    """Runs ansible-playbook as a user would, from the repository root."""
+
+    def __init__(self, aws):
+        self.aws = aws
+
+    def playbook(self, playbook, extra_vars=None, check=False, diff=False, env=None, expect_rc=0):
+        cmd = [os.path.join(VENV_BIN, "ansible-playbook"), playbook]
+        if extra_vars:
+            cmd += ["-e", json.dumps(extra_vars)]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        run_env = self.aws.env
+        run_env.update(env or {})
+        proc = subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=600)
+        if expect_rc is not None and proc.returncode != expect_rc:
+            raise AssertionError("%s exited %d (expected %d)\n%s\n%s" % (
+                " ".join(cmd), proc.returncode, expect_rc, proc.stdout[-6000:], proc.stderr[-3000:]))
+        return proc
+
+    def module(self, module_args, module_name="rack", check=False, diff=False):
+        """Run one module through a real play; return its result dict (failed or not)."""
+        fd, path = tempfile.mkstemp(suffix=".json")
+        os.close(fd)
+        try:
+            proc = self.playbook(os.path.join(PLAYBOOKS, "module.yml"),
+                                 {"module_args": module_args, "module_name": module_name, "result_file": path},
+                                 check=check, diff=diff)
+            with open(path, encoding="utf-8") as f:
+                result = json.load(f)
+        finally:
+            os.unlink(path)
+        result["_stdout"] = proc.stdout
+        return result
+
+
+@pytest.fixture(scope="session")
+def runner(local_aws):
+    return Runner(local_aws)
+
+
+def live_tagged(aws, rack):
+    """Every live resource still tagged as part of `rack`, as 'kind id' strings."""
+    ec2 = aws.client("ec2")
+    flt = [{"Name": "tag:Rack", "Values": [rack]}, {"Name": "tag:System", "Values": ["convox"]}]
+    left = []
+    left += ["vpc " + v["VpcId"] for v in ec2.describe_vpcs(Filters=flt)["Vpcs"]]
+    left += ["subnet " + s["SubnetId"] for s in ec2.describe_subnets(Filters=flt)["Subnets"]]
+    left += ["igw " + g["InternetGatewayId"] for g in ec2.describe_internet_gateways(Filters=flt)["InternetGateways"]]
+    left += ["route-table " + r["RouteTableId"] for r in ec2.describe_route_tables(Filters=flt)["RouteTables"]]
+    left += ["sg " + g["GroupId"] for g in ec2.describe_security_groups(Filters=flt)["SecurityGroups"]]
+    left += ["eip " + a["AllocationId"] for a in ec2.describe_addresses(Filters=flt)["Addresses"]]
+    left += ["nat " + n["NatGatewayId"] for n in ec2.describe_nat_gateways(Filters=flt)["NatGateways"]
+             if n["State"] not in ("deleted",)]
+    left += ["launch-template " + t["LaunchTemplateId"]
+             for t in ec2.describe_launch_templates(Filters=flt)["LaunchTemplates"]]
+    for r in ec2.describe_instances(Filters=flt)["Reservations"]:
+        left += ["instance " + i["InstanceId"] for i in r["Instances"] if i["State"]["Name"] != "terminated"]
+    asg = aws.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    left += ["asg " + g["AutoScalingGroupName"] for g in asg
+             if {"Key": "Rack", "Value": rack} in [{"Key": t["Key"], "Value": t["Value"]} for t in g["Tags"]]]
+    ecs = aws.client("ecs")
+    for c in ecs.describe_clusters(clusters=["convox-%s" % rack], include=["TAGS"])["clusters"]:
+        if c["status"] != "INACTIVE":
+            left.append("cluster " + c["clusterName"])
+    elb = aws.client("elbv2")
+    for lb in elb.describe_load_balancers()["LoadBalancers"]:
+        tags = elb.describe_tags(ResourceArns=[lb["LoadBalancerArn"]])["TagDescriptions"][0]["Tags"]
+        if {"Key": "Rack", "Value": rack} in tags:
+            left.append("load-balancer " + lb["LoadBalancerName"])
+    iam = aws.client("iam")
+    for role in iam.list_roles(PathPrefix="/convox/")["Roles"]:
+        if role["RoleName"].startswith("convox-%s-" % rack):
+            left.append("role " + role["RoleName"])
+    for prof in iam.list_instance_profiles(PathPrefix="/convox/")["InstanceProfiles"]:
+        if prof["InstanceProfileName"].startswith("convox-%s-" % rack):
+            left.append("instance-profile " + prof["InstanceProfileName"])
+    logs = aws.client("logs")
+    left += ["log-group " + g["logGroupName"] for g in logs.describe_log_groups(
+        logGroupNamePrefix="/convox/%s" % rack)["logGroups"] if g["logGroupName"] == "/convox/%s" % rack]
+    s3 = aws.client("s3")
+    for b in s3.list_buckets()["Buckets"]:
+        if b["Name"].startswith("convox-%s-" % rack) and len(b["Name"]) == len("convox-%s-" % rack) + 12:
+            left.append("bucket " + b["Name"])
+    return left
+
+
+def put_object(aws, bucket, key, body=b"data"):
+    """Put an object into a rack bucket.
+
+    The bucket's TLS-only policy denies every request over plain HTTP, and the local AWS is
+    plain HTTP (moto also ignores the policy's condition), so the test lifts the policy for
+    the write and puts it back: what the rack does with the data is what is tested."""
+    s3 = aws.client("s3")
+    policy = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    s3.delete_bucket_policy(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+
+
+sys.path.insert(0, os.path.join(ROOT, ".venv", "collections"))

@@ -1,0 +1,93 @@
+"""A run that fails half-way leaves a rack that the next install finishes and that uninstall
+removes completely, because everything is found again by its tags.
+
+The failure is injected in-process: the rack service runs against the local AWS with an Aws
+wrapper that fails the Nth AWS call, as a network error or a killed process would, leaving AWS in
+whatever state the first N-1 calls made. The resume and the uninstall are then real
+ansible-playbook runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws
+from ansible_collections.convox.rack.plugins.module_utils._rack.errors import AWSCallError
+from ansible_collections.convox.rack.plugins.module_utils._rack.params import RACK_ARGUMENT_SPEC
+from ansible_collections.convox.rack.plugins.module_utils._rack.service import RackService
+
+from conftest import REGION, live_tagged
+
+
+class FailingAws(Aws):
+    """Fails the Nth call with an injected error, as if the run were cut there."""
+
+    def __init__(self, factory, fail_at):
+        super().__init__(factory)
+        self.fail_at = fail_at
+
+    def call(self, service, operation, resource, **kwargs):
+        if len(self.calls) + 1 == self.fail_at:
+            self.calls.append("%s:%s (injected failure)" % (service, operation))
+            raise AWSCallError(resource, operation, "InjectedFailure", "cut here by the test", "test")
+        return super().call(service, operation, resource, **kwargs)
+
+
+def run_service(local_aws, fail_at, **params):
+    full = {k: v.get("default") for k, v in RACK_ARGUMENT_SPEC.items()}
+    full.update(params)
+    aws = FailingAws(local_aws.client, fail_at)
+    service = RackService(aws, REGION, full, check_mode=False)
+    with pytest.raises(AWSCallError) as failure:
+        service.absent() if full["state"] == "absent" else service.present()
+    assert "InjectedFailure" in str(failure.value)
+    return aws.calls
+
+
+def vpcs_of(local_aws, rack):
+    return local_aws.client("ec2").describe_vpcs(Filters=[{"Name": "tag:Rack", "Values": [rack]}])["Vpcs"]
+
+
+@pytest.mark.parametrize("fail_at", [3, 12, 24, 40, 58])
+def test_partial_install_then_resume(local_aws, runner, fail_at):
+    rack = "resume%d" % fail_at
+    calls = run_service(local_aws, fail_at, name=rack, high_availability=False, private=True)
+    assert calls[-1].endswith("(injected failure)")
+    resumed = runner.module({"name": rack, "high_availability": False, "private": True})
+    assert not resumed.get("failed"), resumed.get("msg")
+    assert resumed["changed"] is True
+    assert resumed["rack"]["status"] == "running"
+    assert len(vpcs_of(local_aws, rack)) == 1
+    nats = local_aws.client("ec2").describe_nat_gateways(
+        Filters=[{"Name": "tag:Rack", "Values": [rack]}, {"Name": "state", "Values": ["available", "pending"]}])
+    assert len(nats["NatGateways"]) == 2, "a NAT gateway was duplicated or lost"
+    assert len(resumed["rack"]["public_subnet_ids"]) == 2 and len(resumed["rack"]["private_subnet_ids"]) == 2
+    assert runner.module({"name": rack})["changed"] is False
+    gone = runner.module({"name": rack, "state": "absent"})
+    assert not gone.get("failed"), gone.get("msg")
+    assert live_tagged(local_aws, rack) == []
+
+
+@pytest.mark.parametrize("fail_at", [24, 36, 50])
+def test_partial_install_then_uninstall(local_aws, runner, fail_at):
+    rack = "halfgone%d" % fail_at
+    run_service(local_aws, fail_at, name=rack, high_availability=False, private=True)
+    assert live_tagged(local_aws, rack), "the injected failure came before anything was created"
+    gone = runner.module({"name": rack, "state": "absent"})
+    assert not gone.get("failed"), gone.get("msg")
+    assert live_tagged(local_aws, rack) == []
+    assert runner.module({"name": rack, "state": "absent"})["changed"] is False
+
+
+@pytest.mark.parametrize("fail_at", [19, 24, 30, 40])
+def test_partial_uninstall_then_uninstall(local_aws, runner, fail_at):
+    rack = "cutdown%d" % fail_at
+    installed = runner.module({"name": rack, "high_availability": False, "private": True})
+    assert not installed.get("failed"), installed.get("msg")
+    calls = run_service(local_aws, fail_at, name=rack, state="absent")
+    assert live_tagged(local_aws, rack)
+    status = runner.module({"name": rack}, module_name="rack_info")
+    marked = "s3:put_bucket_tagging" in calls[:-1]
+    assert status["racks"][0]["status"] == ("uninstalling" if marked else "running")
+    gone = runner.module({"name": rack, "state": "absent"})
+    assert not gone.get("failed"), gone.get("msg")
+    assert live_tagged(local_aws, rack) == []
