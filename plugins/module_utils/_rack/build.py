@@ -18,7 +18,7 @@ from . import desired as D
 from .errors import AWSCallError, RackError
 from .naming import subnet_cidrs, system_tags
 from .observe import tag_dict
-from .params import COLLECTION_VERSION, STATE_TAG_PREFIX, parameters_to_tags
+from .params import COLLECTION_VERSION, LEASE_TAG, STATE_TAG_PREFIX, lease_until, parameters_to_tags
 from .plan import CHECK_MODE_ID
 
 LISTENER_PORT = 80
@@ -184,6 +184,8 @@ class RackBuilder:
         tags.update(parameters_to_tags(self.wanted))
         tags[STATE_TAG_PREFIX + "version"] = COLLECTION_VERSION
         tags[STATE_TAG_PREFIX + "status"] = status
+        if status != "running":
+            tags[LEASE_TAG] = lease_until(self.deadline.seconds)
         return tags
 
     def mark_run_status(self):
@@ -192,6 +194,7 @@ class RackBuilder:
             return
         tags = dict(self.state.bucket["tags"])
         tags[STATE_TAG_PREFIX + "status"] = self.first_status()
+        tags[LEASE_TAG] = lease_until(self.deadline.seconds)
         self.aws.call("s3", "put_bucket_tagging", "bucket %s" % self.names.bucket,
                       Bucket=self.names.bucket, Tagging={"TagSet": _tl(tags)})
         self.state.bucket["tags"] = tags

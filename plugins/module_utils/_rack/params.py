@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 
 from .errors import ValidationError
 from .naming import MAX_RACK_NAME
@@ -32,6 +33,25 @@ REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$")
 # Tags the collection owns; users cannot set them through `tags`.
 RESERVED_TAG_KEYS = ("System", "Rack", "Type", "App")
 STATE_TAG_PREFIX = "convox:"
+
+# While a run holds a rack, its bucket carries convox:status (installing, updating,
+# uninstalling) and convox:lease, the epoch second until which the run may still be working
+# (wait_timeout plus a margin). A status whose lease has expired is stale: the run died.
+LEASE_TAG = STATE_TAG_PREFIX + "lease"
+LEASE_MARGIN = 300
+
+
+def lease_until(wait_timeout, now=None):
+    return str(int((now if now is not None else time.time()) + wait_timeout + LEASE_MARGIN))
+
+
+def lease_active(tags, now=None):
+    try:
+        until = int((tags or {}).get(LEASE_TAG, "0"))
+    except ValueError:
+        return False
+    return until > (now if now is not None else time.time())
+
 
 # Parameters recorded on the rack (in its bucket's tags) and how to read them back.
 PARAMETER_KINDS = {

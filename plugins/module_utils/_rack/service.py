@@ -16,7 +16,7 @@ from .errors import RackError, ValidationError
 from .naming import RackNames
 from .observe import Identity, read_rack, tag_dict, user_tags
 from .params import (COLLECTION_VERSION, STATE_TAG_PREFIX, check_immutable, effective_parameters,
-                     validate_name, validate_request)
+                     lease_active, validate_name, validate_request)
 from .plan import CHECK_MODE_ID, Plan
 from .teardown import RackTeardown
 
@@ -72,7 +72,7 @@ def instance_counts(state):
 def derive_status(state):
     """Convox's status words, from what exists. Returns (status, missing parts)."""
     recorded = state.recorded_status
-    if recorded in RUN_STATUSES:
+    if recorded in RUN_STATUSES and lease_active((state.bucket or {}).get("tags")):
         return recorded, []
     missing = sorted(k for k, ok in required_parts(state).items() if not ok)
     if missing:

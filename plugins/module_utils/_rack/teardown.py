@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from .errors import AWSCallError, RackError
 from .observe import ec2_filters
-from .params import STATE_TAG_PREFIX
+from .params import LEASE_TAG, STATE_TAG_PREFIX, lease_until
 
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
@@ -76,10 +76,11 @@ class RackTeardown:
 
     def mark_uninstalling(self):
         bucket = self.state.bucket
-        if bucket is None or bucket["tags"].get(STATE_TAG_PREFIX + "status") == "uninstalling":
+        if bucket is None:
             return
         tags = dict(bucket["tags"])
         tags[STATE_TAG_PREFIX + "status"] = "uninstalling"
+        tags[LEASE_TAG] = lease_until(self.deadline.seconds)
         self.aws.call("s3", "put_bucket_tagging", "bucket %s" % bucket["name"], Bucket=bucket["name"],
                       Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]})
         bucket["tags"] = tags
@@ -293,9 +294,10 @@ class RackTeardown:
         holds_data = bool(listing.get("Versions") or listing.get("DeleteMarkers"))
         if holds_data and not self.purge_data:
             self.kept_buckets.append(name)
-            if bucket["tags"].get(STATE_TAG_PREFIX + "status") != "uninstalled":
+            if bucket["tags"].get(STATE_TAG_PREFIX + "status") != "uninstalled" or LEASE_TAG in bucket["tags"]:
                 tags = dict(bucket["tags"])
                 tags[STATE_TAG_PREFIX + "status"] = "uninstalled"
+                tags.pop(LEASE_TAG, None)
                 self.plan.change("bucket", name, "update", lambda: self.aws.call(
                     "s3", "put_bucket_tagging", "bucket %s" % name, Bucket=name,
                     Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}),
