@@ -1,0 +1,152 @@
+"""Unit-test fixtures: no real sleeping, a fake clock for Deadline, and boto3 clients answered by
+botocore's Stubber (for AWS behaviour the local emulator, moto, does not reproduce: see
+/work/shared/FIELD-NOTES.md section 2)."""
+
+from __future__ import annotations
+
+import types
+
+import boto3
+import botocore
+import botocore.session
+import pytest
+from botocore.stub import Stubber
+
+from ansible_collections.amazon.aws.plugins.module_utils import cloud
+from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, Deadline
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture(autouse=True)
+def retry_sleeps(monkeypatch):
+    """AWSRetry (amazon.aws cloud.py) sleeps between attempts: record the sleeps instead."""
+    slept = []
+    monkeypatch.setattr(cloud, "time", types.SimpleNamespace(sleep=slept.append))
+    return slept
+
+
+class FakeClock:
+    """A monotonic clock that only moves when Deadline sleeps."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def deadline(self, seconds):
+        return Deadline(seconds, clock=self.clock, sleep=self.sleep)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def clock_factory():
+    """For module-scoped fixtures, which cannot use the function-scoped `clock`."""
+    return FakeClock
+
+
+class ClientPool:
+    """boto3 clients, created once per test session (creating one costs ~0.1 s); each test puts
+    its own Stubber on them. Every call made through a client is recorded in the current test's log."""
+
+    def __init__(self):
+        # Explicit dummy credentials and region, and the default profile whatever AWS_PROFILE says:
+        # nothing of the user's AWS configuration is needed.
+        core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+        self.session = boto3.session.Session(aws_access_key_id="AKIDUNITTEST", aws_secret_access_key="unit-test-secret",
+                                             region_name=REGION, botocore_session=core)
+        self.clients = {}
+        self.log = None
+
+    def get(self, service):
+        if service not in self.clients:
+            client = self.session.client(service, region_name=REGION)
+            client.meta.events.register("provide-client-params", self._recorder(service))
+            self.clients[service] = client
+        return self.clients[service]
+
+    def _recorder(self, service):
+        def record(params, model, **kwargs):
+            if self.log is not None:
+                self.log.append(("%s:%s" % (service, botocore.xform_name(model.name)), dict(params)))
+        return record
+
+
+@pytest.fixture(scope="session")
+def client_pool():
+    return ClientPool()
+
+
+class StubbedAws:
+    """An Aws whose clients (one per service) are answered by activated Stubbers.
+
+    `log` records every call made through any client, in order, as ("service:operation", params),
+    retried attempts included, so that tests can check the order across services and which
+    resource each call was about. (Aws.calls records one entry per Aws.call.)
+    """
+
+    def __init__(self, pool):
+        self._pool = pool
+        self.stubbers = {}
+        self.log = []
+        pool.log = self.log
+        self.aws = Aws(self.client)
+
+    def client(self, service):
+        client = self._pool.get(service)
+        if service not in self.stubbers:
+            stubber = Stubber(client)
+            stubber.activate()
+            self.stubbers[service] = stubber
+        return client
+
+    @property
+    def clients(self):
+        return {service: self._pool.get(service) for service in self.stubbers}
+
+    def ok(self, service, operation, response=None, params=None):
+        self.client(service)
+        self.stubbers[service].add_response(operation, response or {}, params)
+
+    def error(self, service, operation, code, message="refused", request_id="req-0001", status=400, params=None):
+        self.client(service)
+        self.stubbers[service].add_client_error(
+            operation, service_error_code=code, service_message=message, http_status_code=status,
+            expected_params=params, response_meta={"RequestId": request_id})
+
+    def assert_all_used(self):
+        for stubber in self.stubbers.values():
+            stubber.assert_no_pending_responses()
+
+    def ops(self):
+        return [op for op, params in self.log]
+
+    def close(self):
+        for stubber in self.stubbers.values():
+            stubber.deactivate()
+        if self._pool.log is self.log:
+            self._pool.log = None
+
+
+@pytest.fixture(scope="session")
+def stubbed_factory(client_pool):
+    """For module-scoped fixtures: make a StubbedAws (close it when done)."""
+    return lambda: StubbedAws(client_pool)
+
+
+@pytest.fixture
+def stubbed(client_pool):
+    s = StubbedAws(client_pool)
+    yield s
+    s.close()
