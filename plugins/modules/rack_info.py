@@ -10,18 +10,26 @@ module: rack_info
 short_description: Status, parameters, endpoints and resources of Convox racks on AWS
 version_added: 0.1.0
 description:
-  - Reads one rack, or every rack of a region, from AWS. Racks are found by the tags of their
-    buckets (C(System=convox), C(Type=rack)); each rack's resources by their names and tags.
+  - Reads one rack, or every rack of a region, from AWS, as C(convox rack) and C(convox racks) do.
+    Racks are found by the tags of their buckets (C(System=convox), C(Type=rack)), which also carry
+    the rack's recorded parameters, status and version.
+  - With O(name), the rack's resources are read one by one by their names and tags (about 30 calls).
+    Without it, every rack of the region is read in bulk, a dozen calls whatever the number of racks
+    (each kind of resource once for the region, filtered by tags); the bulk read does not read each
+    load balancer's listener, and takes a rack's load balancer for it.
   - Status is derived from what exists, with Convox's words. V(running) when every part is there and
-    the instances are in service; V(converging) while instances are not all in service;
-    V(installing), V(updating) or V(uninstalling) while a run of the collection holds the rack (or
-    stopped half-way); V(failed) when parts are missing, named in RV(racks[].missing).
+    the instances are in service; V(converging) while instances are not all in service or the load
+    balancer is not yet active; V(installing), V(updating) or V(uninstalling) while a run of the
+    collection holds the rack (its lease has not expired); V(failed) when parts are missing, named in
+    RV(racks[].missing). When AWS cannot be read the module fails, naming the call and the error.
+  - Never changes anything; runs the same in check mode.
 author:
   - convox.rack contributors (@convox-rack)
 options:
   name:
     description:
       - The rack to read. Omit to read every rack of the region.
+      - A name that no rack has gives an empty RV(racks).
     type: str
 attributes:
   check_mode:
@@ -49,6 +57,17 @@ EXAMPLES = r"""
   convox.rack.rack_info:
     region: eu-west-1
   register: all_racks
+
+- name: Print NAME STATUS, as convox racks does
+  ansible.builtin.debug:
+    msg: "{{ all_racks.source.name }}/{{ item.name }} {{ item.status }}"
+  loop: "{{ all_racks.racks }}"
+  loop_control:
+    label: "{{ item.name }}"
+
+- name: Racks that are not running
+  ansible.builtin.debug:
+    msg: "{{ all_racks.racks | rejectattr('status', 'equalto', 'running') | map(attribute='name') | list }}"
 """
 
 RETURN = r"""
@@ -113,16 +132,50 @@ racks:
       description: Missing parts, when the status is V(failed).
       type: list
       elements: str
+source:
+  description:
+    - Where the racks were read, and the name C(convox racks) lists them under (C(<org>/<rack>)).
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: V(local) for the local AWS (an endpoint on the loopback interface), else the account alias, else the account id.
+      type: str
+      sample: local
+    account_id:
+      description: The AWS account id.
+      type: str
+      sample: "123456789012"
+    account_alias:
+      description: The account alias, when there is one and it may be read (C(iam:ListAccountAliases)).
+      type: str
+    local:
+      description: Whether the endpoint is the local AWS.
+      type: bool
+    partition:
+      description: The AWS partition.
+      type: str
+      sample: aws
+aws_calls:
+  description: The number of AWS API calls the module made.
+  returned: always
+  type: int
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.convox.rack.plugins.module_utils._rack.runner import run_rack_info_module
+from ansible_collections.convox.rack.plugins.module_utils._rack.errors import RackError
+from ansible_collections.convox.rack.plugins.module_utils._rack.fleet import rack_info
+from ansible_collections.convox.rack.plugins.module_utils._rack.runner import fail
 
 
 def main():
     module = AnsibleAWSModule(argument_spec=dict(name=dict(type="str")), supports_check_mode=True)
-    run_rack_info_module(module)
+    try:
+        result = rack_info(module)
+    except RackError as e:
+        fail(module, e)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

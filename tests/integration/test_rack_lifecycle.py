@@ -69,8 +69,8 @@ def test_instances_reachable_only_through_the_load_balancer(installed, local_aws
         (80, "0.0.0.0/0"), (443, "0.0.0.0/0")]
     sources = [(p.get("IpRanges"), [g["GroupId"] for g in p.get("UserIdGroupPairs", [])])
                for p in instances["IpPermissions"]]
-    assert all(not cidrs for cidrs, _ in sources), "instances admit a CIDR: %s" % sources
-    assert sorted(g for _, gs in sources for g in gs) == sorted([router["GroupId"], instances["GroupId"]])
+    assert all(not cidrs for cidrs, groups_ in sources), "instances admit a CIDR: %s" % sources
+    assert sorted(g for cidrs, gs in sources for g in gs) == sorted([router["GroupId"], instances["GroupId"]])
     elb = local_aws.client("elbv2")
     lb = elb.describe_load_balancers(Names=["convox-" + RACK])["LoadBalancers"][0]
     assert lb["Scheme"] == "internet-facing" and lb["SecurityGroups"] == [router["GroupId"]]

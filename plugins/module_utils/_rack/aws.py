@@ -22,7 +22,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from .errors import AWSCallError, WaitTimeout
 
 # Errors that are transient for the calls we make, beyond AWSRetry's throttling list.
-TRANSIENT = ["InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "PriorRequestNotComplete"]
+TRANSIENT = ["InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "PriorRequestNotComplete",
+             "ThrottlingException", "ThrottledException"]
 
 
 def _retry(extra=None):
@@ -42,6 +43,11 @@ class Aws:
         if service not in self._clients:
             self._clients[service] = self._factory(service)
         return self._clients[service]
+
+    def endpoint_scheme(self, service):
+        """'https' or 'http': how this run reaches the service."""
+        url = getattr(self.client(service).meta, "endpoint_url", "") or ""
+        return url.split(":", 1)[0].lower() or "https"
 
     def call(self, service, operation, resource, ignore=(), retry_on=(), **kwargs):
         """Call service.operation(**kwargs).
@@ -86,24 +92,6 @@ class Aws:
             raise self._error(resource, operation, e)
         except botocore.exceptions.BotoCoreError as e:
             raise AWSCallError(resource, operation, type(e).__name__, str(e), None)
-
-    def pages(self, service, operation, resource, **kwargs):
-        """Iterate over the pages of a paginated read (for very long listings), each retried."""
-        client = self.client(service)
-        self.calls.append("%s:%s" % (service, operation))
-        iterator = iter(client.get_paginator(operation).paginate(**kwargs))
-        while True:
-            @_retry()
-            def _next():
-                return next(iterator, None)
-
-            try:
-                page = _next()
-            except botocore.exceptions.ClientError as e:
-                raise self._error(resource, operation, e)
-            if page is None:
-                return
-            yield page
 
     @staticmethod
     def _error(resource, operation, e):

@@ -69,7 +69,10 @@ def instance_role_policy(partition, region, account, cluster, log_group):
                 "Sid": "WriteLogs",
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": "arn:%s:logs:%s:%s:log-group:%s*" % (partition, region, account, log_group),
+                "Resource": [
+                    "arn:%s:logs:%s:%s:log-group:%s:*" % (partition, region, account, log_group),
+                    "arn:%s:logs:%s:%s:log-group:%s/*" % (partition, region, account, log_group),
+                ],
             },
         ],
     }

@@ -208,8 +208,8 @@ def read_entry(aws, state, names, rack):
 
 
 def read_logs(aws, state, names, rack):
-    groups = aws.call("logs", "describe_log_groups", "log group %s" % names.log_group,
-                      logGroupNamePrefix=names.log_group)["logGroups"]
+    groups = aws.paginate("logs", "describe_log_groups", "log group %s" % names.log_group,
+                          logGroupNamePrefix=names.log_group).get("logGroups", [])
     exact = [g for g in groups if g["logGroupName"] == names.log_group]
     state.apps = sorted(g["logGroupName"][len(names.app_log_group_prefix()):] for g in groups
                         if g["logGroupName"].startswith(names.app_log_group_prefix()))

@@ -28,7 +28,7 @@ INSTANCE_TYPE_RE = re.compile(
     r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal(-[0-9]+xl)?)$"
 )
 IMAGE_ID_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
-REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$")
+REGION_RE = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-[0-9]+$")
 
 # Tags the collection owns; users cannot set them through `tags`.
 RESERVED_TAG_KEYS = ("System", "Rack", "Type", "App")

@@ -124,8 +124,13 @@ class RackTeardown:
 
     def _delete_asg(self, name):
         def asg(op, **kw):
-            ignore = ("ValidationError",) if op == "describe_auto_scaling_groups" else ()
-            return self.aws.call("autoscaling", op, "auto scaling group %s" % name, ignore=ignore, **kw)
+            try:
+                return self.aws.call("autoscaling", op, "auto scaling group %s" % name, **kw)
+            except AWSCallError as e:
+                # A group that finished deleting since it was read: done.
+                if e.code == "ValidationError" and "not found" in e.msg.lower():
+                    return None
+                raise
         asg("update_auto_scaling_group", AutoScalingGroupName=name, MinSize=0, MaxSize=0, DesiredCapacity=0)
         asg("delete_auto_scaling_group", AutoScalingGroupName=name, ForceDelete=True)
 
@@ -281,6 +286,23 @@ class RackTeardown:
                 "logs", "delete_log_group", "log group %s" % group["logGroupName"],
                 ignore=("ResourceNotFoundException",), logGroupName=group["logGroupName"]))
 
+    def _empty(self, name):
+        """Empty the bucket. Its TLS-only policy refuses every request made without TLS, so on
+        such an endpoint (the local AWS) it is lifted for the emptying and put back if that fails;
+        over HTTPS (AWS) it stays in place throughout."""
+        lifted = None
+        if self.aws.endpoint_scheme("s3") == "http":
+            lifted = self.aws.call("s3", "get_bucket_policy", "bucket %s" % name,
+                                   ignore=("NoSuchBucketPolicy",), Bucket=name)
+            if lifted:
+                self.aws.call("s3", "delete_bucket_policy", "bucket %s" % name, Bucket=name)
+        try:
+            empty_bucket(self.aws, name)
+        except RackError:
+            if lifted:
+                self.aws.call("s3", "put_bucket_policy", "bucket %s" % name, Bucket=name, Policy=lifted["Policy"])
+            raise
+
     # -- 7: the bucket ----------------------------------------------------------------------------------
     def remove_bucket(self):
         bucket = self.state.bucket
@@ -306,30 +328,29 @@ class RackTeardown:
 
         def delete():
             if holds_data:
-                # The bucket is going away: drop its TLS-only policy first, so that the deletes
-                # also pass on an endpoint without TLS (the local AWS), which the policy refuses.
-                self.aws.call("s3", "delete_bucket_policy", "bucket %s" % name, ignore=("NoSuchBucket",),
-                              Bucket=name)
-                empty_bucket(self.aws, name)
+                self._empty(name)
             self.aws.call("s3", "delete_bucket", "bucket %s" % name, ignore=("NoSuchBucket",), Bucket=name)
         self.plan.change("bucket", name, "delete", delete, detail={"purge_data": True} if holds_data else None)
 
 
 def empty_bucket(aws, name):
-    """Delete every object version and delete marker, page after page (1,000 a page)."""
+    """Delete every object version and delete marker, 1,000 at a time, until none is left.
+
+    Each round lists the bucket afresh from its start (deleted entries drop out of the
+    listing), so a retried or failed listing can never end the emptying early."""
     deleted = 0
-    for page in aws.pages("s3", "list_object_versions", "bucket %s" % name, Bucket=name):
+    while True:
+        page = aws.call("s3", "list_object_versions", "bucket %s" % name, Bucket=name, MaxKeys=1000)
         objects = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                   for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-        for i in range(0, len(objects), 1000):
-            batch = objects[i:i + 1000]
-            res = aws.call("s3", "delete_objects", "bucket %s" % name, Bucket=name,
-                           Delete={"Objects": batch, "Quiet": True})
-            errors = (res or {}).get("Errors") or []
-            if errors:
-                e = errors[0]
-                raise RackError("bucket %s: could not delete %s (version %s): %s %s" % (
-                    name, e.get("Key"), e.get("VersionId"), e.get("Code"), e.get("Message")),
-                    resource="bucket %s" % name, error_code=e.get("Code"))
-            deleted += len(batch)
-    return deleted
+                   for v in (page or {}).get("Versions", []) + (page or {}).get("DeleteMarkers", [])]
+        if not objects:
+            return deleted
+        res = aws.call("s3", "delete_objects", "bucket %s" % name, Bucket=name,
+                       Delete={"Objects": objects[:1000], "Quiet": True})
+        errors = (res or {}).get("Errors") or []
+        if errors:
+            e = errors[0]
+            raise RackError("bucket %s: could not delete %s (version %s): %s %s" % (
+                name, e.get("Key"), e.get("VersionId"), e.get("Code"), e.get("Message")),
+                resource="bucket %s" % name, error_code=e.get("Code"))
+        deleted += len(objects[:1000])
