@@ -8,6 +8,7 @@ import types
 
 import boto3
 import botocore
+import botocore.config
 import botocore.session
 import pytest
 from botocore.stub import Stubber
@@ -69,12 +70,16 @@ class ClientPool:
         self.clients = {}
         self.log = None
 
-    def get(self, service):
-        if service not in self.clients:
-            client = self.session.client(service, region_name=REGION)
+    def get(self, service, endpoint_url=None):
+        """The client of `service`: at AWS's own (https) endpoint whatever AWS_ENDPOINT_URL says, or
+        at endpoint_url (an http one stands for the local AWS)."""
+        key = (service, endpoint_url)
+        if key not in self.clients:
+            config = botocore.config.Config(ignore_configured_endpoint_urls=True)
+            client = self.session.client(service, region_name=REGION, endpoint_url=endpoint_url, config=config)
             client.meta.events.register("provide-client-params", self._recorder(service))
-            self.clients[service] = client
-        return self.clients[service]
+            self.clients[key] = client
+        return self.clients[key]
 
     def _recorder(self, service):
         def record(params, model, **kwargs):
@@ -96,15 +101,16 @@ class StubbedAws:
     resource each call was about. (Aws.calls records one entry per Aws.call.)
     """
 
-    def __init__(self, pool):
+    def __init__(self, pool, endpoint_urls=None):
         self._pool = pool
+        self._endpoint_urls = dict(endpoint_urls or {})
         self.stubbers = {}
         self.log = []
         pool.log = self.log
         self.aws = Aws(self.client)
 
     def client(self, service):
-        client = self._pool.get(service)
+        client = self._pool.get(service, self._endpoint_urls.get(service))
         if service not in self.stubbers:
             stubber = Stubber(client)
             stubber.activate()
@@ -113,7 +119,7 @@ class StubbedAws:
 
     @property
     def clients(self):
-        return {service: self._pool.get(service) for service in self.stubbers}
+        return {service: self.client(service) for service in self.stubbers}
 
     def ok(self, service, operation, response=None, params=None):
         self.client(service)
@@ -148,5 +154,14 @@ def stubbed_factory(client_pool):
 @pytest.fixture
 def stubbed(client_pool):
     s = StubbedAws(client_pool)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def stubbed_http_s3(client_pool):
+    """As `stubbed`, but S3 is reached over plain http, as on the local AWS (nothing listens there:
+    the Stubber answers every call)."""
+    s = StubbedAws(client_pool, endpoint_urls={"s3": "http://127.0.0.1:1"})
     yield s
     s.close()

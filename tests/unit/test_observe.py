@@ -65,8 +65,6 @@ def test_log_group_not_tagged_as_the_racks_is_refused(logs):
     assert e.value.details == {"resource": "log group /convox/prod"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG observe.py read_logs: describe_log_groups is read one page (50 groups) "
-                   "only, so apps past the first page are missed, and uninstall's apps check can pass with apps")
 @pytest.mark.parametrize("groups, apps", [
     # a rack with 60 apps: all 60 are listed
     (["/convox/prod"] + ["/convox/prod/apps/a%02d" % i for i in range(60)], ["a%02d" % i for i in range(60)]),

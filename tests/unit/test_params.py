@@ -319,16 +319,19 @@ def _known_regions():
 
 
 # botocore's own list of regions (every partition), so the test follows AWS as botocore is updated.
-@pytest.mark.parametrize("region", [
-    pytest.param(r, marks=pytest.mark.xfail(
-        strict=True, reason="BUG params.py REGION_RE: rejects the aws-eusc partition's region names"))
-    if r.startswith("eusc-") else r
-    for r in _known_regions()
-])
+@pytest.mark.parametrize("region", _known_regions())
 def test_every_region_botocore_knows_is_accepted(region):
     assert REGION_RE.match(region)
 
 
-@pytest.mark.parametrize("region", ["US-EAST-1", "us-east", "useast1", "us-east-1a", "mars-north-1 "])
+# Whatever botocore this runs with: the aws-eusc partition's four-letter prefix, and the usual shapes.
+@pytest.mark.parametrize("region", ["eusc-de-east-1", "us-east-1", "us-gov-west-1", "cn-northwest-1",
+                                    "ap-southeast-5", "il-central-1"])
+def test_region_names_of_every_shape_are_accepted(region):
+    assert REGION_RE.match(region)
+
+
+@pytest.mark.parametrize("region", ["mars", "us-east", "US-EAST-1", "us-east-1a", "useast1", "mars-north-1 ",
+                                    "abcde-east-1", "us--east-1", "-us-east-1"])
 def test_region_lookalikes_are_refused(region):
     assert not REGION_RE.match(region)

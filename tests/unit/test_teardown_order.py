@@ -9,14 +9,16 @@ ClusterContainsContainerInstancesException while AWS releases network interfaces
 (moto 5.2.5: ec2/models/nat_gateways.py, elbv2/models.py, ecs/models.py delete_cluster).
 An ordering bug in teardown therefore passes on moto; here each client is answered in the order
 AWS accepts, and the order of calls across services is checked against AWS's documented
-dependencies. The bucket tests use the same stubbed clients to check the exact delete_objects
-batches and listing markers, and to answer what moto never returns (S3's SlowDown, per-object
-errors in a delete_objects response).
+dependencies. The bucket tests use the same stubbed clients to check the exact listings and
+delete_objects batches, to answer what moto never returns (S3's SlowDown, per-object errors in a
+delete_objects response), and to stand for the local AWS's plain-http endpoint, where the bucket's
+TLS-only policy is lifted for the emptying.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import time
 import types
 
@@ -403,7 +405,7 @@ def groups_only_state():
 def test_dependency_violation_twice_then_success_is_retried(stubbed, clock):
     stubbed.ok("ec2", "describe_instances", {"Reservations": []})
     for attempt in range(2):
-        stubbed.error("ec2", "delete_security_group", "DependencyViolation",
+        stubbed.error("ec2", "delete_security_group", "DependencyViolation", request_id="req-sg-%d" % attempt,
                       message="resource %s has a dependent object" % INSTANCES_SG, params={"GroupId": INSTANCES_SG})
     stubbed.ok("ec2", "delete_security_group", {}, {"GroupId": INSTANCES_SG})
     stubbed.ok("ec2", "delete_security_group", {}, {"GroupId": ROUTER_SG})
@@ -419,15 +421,16 @@ def test_dependency_violation_that_never_stops_fails_after_wait_timeout(stubbed,
     stubbed.ok("ec2", "describe_instances", {"Reservations": []})
     for attempt in range(30):
         stubbed.error("ec2", "delete_security_group", "DependencyViolation",
-                      message="resource %s has a dependent object" % INSTANCES_SG, request_id="req-sg-42",
+                      message="resource %s has a dependent object" % INSTANCES_SG, request_id="req-sg-%d" % attempt,
                       params={"GroupId": INSTANCES_SG})
     teardown = teardown_for(stubbed, groups_only_state(), clock.deadline(60))[0]
     with pytest.raises(RackError) as e:
         teardown.run()
     err = e.value
+    last = len([o for o, p in stubbed.log if o == "ec2:delete_security_group"]) - 1
     assert err.msg == ("timed out after 60s waiting for security group %s to be released; last error: "
                        "security group %s: delete_security_group failed with DependencyViolation: resource %s has a "
-                       "dependent object (request id req-sg-42)" % (INSTANCES_SG, INSTANCES_SG, INSTANCES_SG))
+                       "dependent object (request id req-sg-%d)" % (INSTANCES_SG, INSTANCES_SG, INSTANCES_SG, last))
     assert err.details["error_code"] == "DependencyViolation"
     assert err.details["resource"] == "security group %s" % INSTANCES_SG
     assert clock.now == 60, "gave up at wait_timeout, not before"
@@ -484,7 +487,7 @@ def test_empty_bucket_is_deleted_without_purge_data(stubbed, clock):
     stubbed.ok("s3", "list_object_versions", {"IsTruncated": False}, {"Bucket": NAMES.bucket, "MaxKeys": 1})
     stubbed.ok("s3", "put_bucket_tagging")
     stubbed.ok("s3", "delete_bucket", {}, {"Bucket": NAMES.bucket})
-    teardown, plan = teardown_for(stubbed, bucket_only_state(), clock.deadline(900))
+    teardown = teardown_for(stubbed, bucket_only_state(), clock.deadline(900))[0]
     assert teardown.run() == []
     stubbed.assert_all_used()
     assert not {"s3:delete_objects", "s3:delete_bucket_policy"} & set(stubbed.ops())
@@ -500,110 +503,234 @@ def _markers(prefix, n):
             for i in range(n)]
 
 
-def queue_purge(stubbed, pages):
+def queue_purge(stubbed, first):
+    """An uninstall with purge_data, up to its emptying: remove_bucket's check (MaxKeys=1) finds the
+    first entry of the first listing, and the rack is marked `uninstalling`. Over https nothing
+    touches the bucket policy, so the emptying follows at once."""
     stubbed.ok("ec2", "describe_instances", {"Reservations": []})
-    stubbed.ok("s3", "list_object_versions", {"IsTruncated": True, "Versions": pages[0]["Versions"][:1]},
+    stubbed.ok("s3", "list_object_versions", {"IsTruncated": True, "Versions": first["Versions"][:1]},
                {"Bucket": NAMES.bucket, "MaxKeys": 1})
     stubbed.ok("s3", "put_bucket_tagging")
-    stubbed.ok("s3", "delete_bucket_policy", {}, {"Bucket": NAMES.bucket})
 
 
-def test_purge_data_empties_every_page_in_batches_then_deletes_the_bucket(stubbed, clock):
-    """Two pages of 1,000 and 500 entries: 1,200 versions and 300 delete markers."""
-    page1 = {"IsTruncated": True, "Versions": _versions("a", 700), "DeleteMarkers": _markers("b", 300),
+def batch(listing):
+    """The delete_objects of one listing: its first 1,000 entries, versions then delete markers."""
+    entries = listing.get("Versions", []) + listing.get("DeleteMarkers", [])
+    return {"Bucket": NAMES.bucket, "Delete": {"Objects": [{"Key": e["Key"], "VersionId": e["VersionId"]}
+                                                           for e in entries[:1000]], "Quiet": True}}
+
+
+NOTHING_LEFT = {"IsTruncated": False}
+
+
+def queue_listing(stubbed, listing):
+    """Every listing of the emptying starts from the start of the bucket (no markers), 1,000 at most."""
+    stubbed.ok("s3", "list_object_versions", listing, {"Bucket": NAMES.bucket, "MaxKeys": 1000})
+
+
+def queue_emptying(stubbed, listings):
+    """Each listing, then the delete of what it lists; then a listing that finds nothing left."""
+    for listing in listings:
+        queue_listing(stubbed, listing)
+        stubbed.ok("s3", "delete_objects", {"Deleted": []}, batch(listing))
+    queue_listing(stubbed, NOTHING_LEFT)
+
+
+def deleted_entries(stubbed):
+    """(Key, VersionId) of every entry sent to delete_objects, in order."""
+    return [(o["Key"], o["VersionId"]) for op, p in stubbed.log if op == "s3:delete_objects"
+            for o in p["Delete"]["Objects"]]
+
+
+def s3_after_marking(stubbed):
+    """The S3 calls after the rack is marked `uninstalling`: the purge itself."""
+    ops = [op for op in stubbed.ops() if op.startswith("s3:")]
+    return ops[ops.index("s3:put_bucket_tagging") + 1:]
+
+
+def test_purge_data_lists_again_after_each_batch_until_nothing_is_left(stubbed, clock):
+    """1,200 versions and 300 delete markers: the first listing stops at 1,000 entries, the second
+    (once those are deleted) has the other 500, the third finds nothing; then the bucket goes."""
+    first = {"IsTruncated": True, "Versions": _versions("a", 700), "DeleteMarkers": _markers("b", 300),
              "NextKeyMarker": "b/0299", "NextVersionIdMarker": "dm-b-0299"}
-    page2 = {"IsTruncated": False, "Versions": _versions("c", 500)}
-    queue_purge(stubbed, [page1, page2])
-    stubbed.ok("s3", "list_object_versions", page1, {"Bucket": NAMES.bucket})
-    stubbed.ok("s3", "delete_objects", {"Deleted": []})
-    stubbed.ok("s3", "list_object_versions", page2,
-               {"Bucket": NAMES.bucket, "KeyMarker": "b/0299", "VersionIdMarker": "dm-b-0299"})
-    stubbed.ok("s3", "delete_objects", {"Deleted": []})
+    second = {"IsTruncated": False, "Versions": _versions("c", 500)}
+    queue_purge(stubbed, first)
+    queue_emptying(stubbed, [first, second])
     stubbed.ok("s3", "delete_bucket", {}, {"Bucket": NAMES.bucket})
     teardown, plan = teardown_for(stubbed, bucket_only_state(), clock.deadline(900), purge_data=True)
     assert teardown.run() == []
     stubbed.assert_all_used()
 
     batches = [p["Delete"]["Objects"] for o, p in stubbed.log if o == "s3:delete_objects"]
-    assert all(1 <= len(b) <= 1000 for b in batches), [len(b) for b in batches]
-    deleted = [(o["Key"], o["VersionId"]) for b in batches for o in b]
-    expected = [(v["Key"], v["VersionId"]) for v in page1["Versions"] + page1["DeleteMarkers"] + page2["Versions"]]
+    assert [len(b) for b in batches] == [1000, 500]
+    deleted = deleted_entries(stubbed)
+    expected = [(v["Key"], v["VersionId"]) for v in first["Versions"] + first["DeleteMarkers"] + second["Versions"]]
     assert len(deleted) == len(set(deleted)) == 1500
     assert set(deleted) == set(expected), "every version and delete marker, once"
+    assert {vid for key, vid in deleted if vid.startswith("dm-")} == {m["VersionId"] for m in first["DeleteMarkers"]}
     assert all(p["Delete"]["Quiet"] for o, p in stubbed.log if o == "s3:delete_objects")
-    ops = stubbed.ops()
-    assert ops[-1] == "s3:delete_bucket"
-    assert ops.index("s3:delete_bucket") > max(i for i, o in enumerate(ops) if o == "s3:delete_objects")
+    listings = [p for o, p in stubbed.log if o == "s3:list_object_versions"][1:]
+    assert listings == [{"Bucket": NAMES.bucket, "MaxKeys": 1000}] * 3, "each listing starts afresh"
+    assert s3_after_marking(stubbed) == (["s3:list_object_versions", "s3:delete_objects"] * 2
+                                         + ["s3:list_object_versions", "s3:delete_bucket"])
+    assert stubbed.ops()[-1] == "s3:delete_bucket"
     assert plan.changes[-1] == {"resource": "bucket", "name": NAMES.bucket, "action": "delete",
                                 "changes": {"purge_data": True}}
 
 
-def test_purge_data_splits_an_oversized_page_into_batches_of_1000(stubbed, clock):
-    """S3-compatible stores may ignore MaxKeys: a page of 2,500 still goes in batches of at most 1,000."""
-    page = {"IsTruncated": False, "Versions": _versions("a", 2000), "DeleteMarkers": _markers("a", 500)}
-    queue_purge(stubbed, [page])
-    stubbed.ok("s3", "list_object_versions", page, {"Bucket": NAMES.bucket})
-    for attempt in range(3):
-        stubbed.ok("s3", "delete_objects", {"Deleted": []})
+def test_purge_data_splits_an_oversized_listing_into_batches_of_1000(stubbed, clock):
+    """S3-compatible stores may ignore MaxKeys: a listing of 2,500 entries is still deleted at most
+    1,000 at a time, listing again after each batch."""
+    versions, markers = _versions("a", 2000), _markers("a", 500)
+    listings = [{"IsTruncated": False, "Versions": versions, "DeleteMarkers": markers},
+                {"IsTruncated": False, "Versions": versions[1000:], "DeleteMarkers": markers},
+                {"IsTruncated": False, "DeleteMarkers": markers}]
+    queue_purge(stubbed, listings[0])
+    queue_emptying(stubbed, listings)
     stubbed.ok("s3", "delete_bucket", {}, {"Bucket": NAMES.bucket})
     teardown = teardown_for(stubbed, bucket_only_state(), clock.deadline(900), purge_data=True)[0]
     teardown.run()
     stubbed.assert_all_used()
     sizes = [len(p["Delete"]["Objects"]) for o, p in stubbed.log if o == "s3:delete_objects"]
     assert sizes == [1000, 1000, 500]
+    deleted = deleted_entries(stubbed)
+    assert len(deleted) == len(set(deleted)) == 2500
+    assert set(deleted) == {(e["Key"], e["VersionId"]) for e in versions + markers}
+    assert stubbed.ops()[-1] == "s3:delete_bucket"
 
 
 def test_purge_data_stops_at_an_object_s3_would_not_delete(stubbed, clock):
-    page = {"IsTruncated": False, "Versions": _versions("a", 3)}
-    queue_purge(stubbed, [page])
-    stubbed.ok("s3", "list_object_versions", page, {"Bucket": NAMES.bucket})
+    listing = {"IsTruncated": False, "Versions": _versions("a", 3)}
+    queue_purge(stubbed, listing)
+    queue_listing(stubbed, listing)
     stubbed.ok("s3", "delete_objects", {"Errors": [{"Key": "a/0001", "VersionId": "ver-a-0001",
-                                                    "Code": "AccessDenied", "Message": "Access Denied"}]})
+                                                    "Code": "AccessDenied", "Message": "Access Denied"}]},
+               batch(listing))
     teardown = teardown_for(stubbed, bucket_only_state(), clock.deadline(900), purge_data=True)[0]
     with pytest.raises(RackError) as e:
         teardown.run()
     assert e.value.msg == ("bucket %s: could not delete a/0001 (version ver-a-0001): AccessDenied Access Denied"
                            % NAMES.bucket)
-    assert "s3:delete_bucket" not in stubbed.ops()
+    assert e.value.details == {"resource": "bucket %s" % NAMES.bucket, "error_code": "AccessDenied"}
+    assert s3_after_marking(stubbed) == ["s3:list_object_versions", "s3:delete_objects"], \
+        "no listing after the refusal, and no delete_bucket"
     stubbed.assert_all_used()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG teardown.py remove_bucket: with purge_data the TLS-only bucket policy "
-                   "is deleted before emptying (a workaround for moto), so a purge that fails leaves the bucket "
-                   "without it")
 def test_failed_purge_leaves_the_tls_only_policy_in_place(stubbed, clock):
-    page = {"IsTruncated": False, "Versions": _versions("a", 3)}
-    stubbed.ok("ec2", "describe_instances", {"Reservations": []})
-    stubbed.ok("s3", "list_object_versions", {"IsTruncated": True, "Versions": page["Versions"][:1]},
-               {"Bucket": NAMES.bucket, "MaxKeys": 1})
-    stubbed.ok("s3", "put_bucket_tagging")
-    stubbed.ok("s3", "list_object_versions", page, {"Bucket": NAMES.bucket})
+    """Over https (AWS), the TLS-only policy refuses nothing the rack does: it stays throughout."""
+    assert stubbed.aws.endpoint_scheme("s3") == "https"
+    listing = {"IsTruncated": False, "Versions": _versions("a", 3)}
+    queue_purge(stubbed, listing)
+    queue_listing(stubbed, listing)
     stubbed.ok("s3", "delete_objects", {"Errors": [{"Key": "a/0001", "VersionId": "ver-a-0001",
                                                     "Code": "AccessDenied", "Message": "Access Denied"}]})
     teardown = teardown_for(stubbed, bucket_only_state(), clock.deadline(900), purge_data=True)[0]
     with pytest.raises(RackError):
         teardown.run()
-    assert "s3:delete_bucket_policy" not in stubbed.ops()
+    stubbed.assert_all_used()
+    assert [op for op in stubbed.ops() if "policy" in op] == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG aws.py Aws.pages (used by teardown.empty_bucket): a SlowDown on the "
-                   "second page ends the listing, so the bucket is not emptied and delete_bucket is called too early")
-def test_purge_data_survives_s3_slowdown_between_pages(stubbed, clock, retry_sleeps):
-    page1 = {"IsTruncated": True, "Versions": _versions("a", 1000), "NextKeyMarker": "a/0999",
+def test_purge_data_survives_s3_slowdown_between_listings(stubbed, clock, retry_sleeps):
+    first = {"IsTruncated": True, "Versions": _versions("a", 1000), "NextKeyMarker": "a/0999",
              "NextVersionIdMarker": "ver-a-0999"}
-    page2 = {"IsTruncated": False, "Versions": _versions("b", 10)}
-    queue_purge(stubbed, [page1, page2])
-    stubbed.ok("s3", "list_object_versions", page1, {"Bucket": NAMES.bucket})
-    stubbed.ok("s3", "delete_objects", {"Deleted": []})
-    stubbed.error("s3", "list_object_versions", "SlowDown", message="Please reduce your request rate.", status=503)
-    stubbed.ok("s3", "list_object_versions", page2)
-    stubbed.ok("s3", "delete_objects", {"Deleted": []})
+    second = {"IsTruncated": False, "Versions": _versions("b", 10)}
+    queue_purge(stubbed, first)
+    queue_listing(stubbed, first)
+    stubbed.ok("s3", "delete_objects", {"Deleted": []}, batch(first))
+    stubbed.error("s3", "list_object_versions", "SlowDown", message="Please reduce your request rate.", status=503,
+                  params={"Bucket": NAMES.bucket, "MaxKeys": 1000})
+    queue_emptying(stubbed, [second])
     stubbed.ok("s3", "delete_bucket", {}, {"Bucket": NAMES.bucket})
     teardown = teardown_for(stubbed, bucket_only_state(), clock.deadline(900), purge_data=True)[0]
-    teardown.run()
-    deleted = {o["Key"] for op, p in stubbed.log if op == "s3:delete_objects" for o in p["Delete"]["Objects"]}
-    assert {"b/0000", "b/0009"} <= deleted
-    assert stubbed.ops()[-1] == "s3:delete_bucket"
+    assert teardown.run() == []
+    stubbed.assert_all_used()
+    assert len(retry_sleeps) == 1, "the SlowDown listing is retried"
+    deleted = deleted_entries(stubbed)
+    assert len(deleted) == len(set(deleted)) == 1010
+    assert set(deleted) == {(v["Key"], v["VersionId"]) for v in first["Versions"] + second["Versions"]}
+    assert s3_after_marking(stubbed) == ["s3:list_object_versions", "s3:delete_objects",
+                                         "s3:list_object_versions", "s3:list_object_versions", "s3:delete_objects",
+                                         "s3:list_object_versions", "s3:delete_bucket"]
+
+
+# -- the bucket over plain http (the local AWS) ------------------------------------------------------------
+
+TLS_ONLY_POLICY = json.dumps(D.tls_only_bucket_policy("aws", NAMES.bucket))
+
+
+def queue_http_purge(stubbed, first):
+    """Over http the TLS-only policy would refuse every request: it is read and lifted first."""
+    queue_purge(stubbed, first)
+    stubbed.ok("s3", "get_bucket_policy", {"Policy": TLS_ONLY_POLICY}, {"Bucket": NAMES.bucket})
+    stubbed.ok("s3", "delete_bucket_policy", {}, {"Bucket": NAMES.bucket})
+
+
+def test_purge_over_http_lifts_the_tls_only_policy_before_emptying(stubbed_http_s3, clock):
+    stubbed = stubbed_http_s3
+    assert stubbed.aws.endpoint_scheme("s3") == "http"
+    listing = {"IsTruncated": False, "Versions": _versions("a", 3), "DeleteMarkers": _markers("b", 2)}
+    queue_http_purge(stubbed, listing)
+    queue_emptying(stubbed, [listing])
+    stubbed.ok("s3", "delete_bucket", {}, {"Bucket": NAMES.bucket})
+    teardown = teardown_for(stubbed, bucket_only_state(), clock.deadline(900), purge_data=True)[0]
+    assert teardown.run() == []
+    stubbed.assert_all_used()
+    assert s3_after_marking(stubbed) == ["s3:get_bucket_policy", "s3:delete_bucket_policy",
+                                         "s3:list_object_versions", "s3:delete_objects",
+                                         "s3:list_object_versions", "s3:delete_bucket"], \
+        "lifted before the first listing; not put back on a bucket that is deleted"
+
+
+def test_purge_over_http_of_a_bucket_without_policy_lifts_nothing(stubbed_http_s3, clock):
+    stubbed = stubbed_http_s3
+    listing = {"IsTruncated": False, "Versions": _versions("a", 3)}
+    queue_purge(stubbed, listing)
+    stubbed.error("s3", "get_bucket_policy", "NoSuchBucketPolicy", status=404, params={"Bucket": NAMES.bucket})
+    queue_emptying(stubbed, [listing])
+    stubbed.ok("s3", "delete_bucket", {}, {"Bucket": NAMES.bucket})
+    teardown = teardown_for(stubbed, bucket_only_state(), clock.deadline(900), purge_data=True)[0]
+    assert teardown.run() == []
+    stubbed.assert_all_used()
+    assert s3_after_marking(stubbed) == ["s3:get_bucket_policy", "s3:list_object_versions", "s3:delete_objects",
+                                         "s3:list_object_versions", "s3:delete_bucket"]
+
+
+def _refuse_an_object(stubbed, listing):
+    queue_listing(stubbed, listing)
+    stubbed.ok("s3", "delete_objects", {"Errors": [{"Key": "a/0001", "VersionId": "ver-a-0001",
+                                                    "Code": "AccessDenied", "Message": "Access Denied"}]},
+               batch(listing))
+    return ("bucket %s: could not delete a/0001 (version ver-a-0001): AccessDenied Access Denied" % NAMES.bucket,
+            ["s3:list_object_versions", "s3:delete_objects"])
+
+
+def _deny_the_second_listing(stubbed, listing):
+    queue_listing(stubbed, listing)
+    stubbed.ok("s3", "delete_objects", {"Deleted": []}, batch(listing))
+    stubbed.error("s3", "list_object_versions", "AccessDenied", message="Access Denied", status=403,
+                  request_id="req-s3-7", params={"Bucket": NAMES.bucket, "MaxKeys": 1000})
+    return ("bucket %s: list_object_versions failed with AccessDenied: Access Denied (request id req-s3-7)"
+            % NAMES.bucket, ["s3:list_object_versions", "s3:delete_objects", "s3:list_object_versions"])
+
+
+@pytest.mark.parametrize("failure", [_refuse_an_object, _deny_the_second_listing],
+                         ids=["object-refused", "listing-denied"])
+def test_failed_purge_over_http_puts_the_tls_only_policy_back(stubbed_http_s3, clock, failure):
+    stubbed = stubbed_http_s3
+    listing = {"IsTruncated": False, "Versions": _versions("a", 3)}
+    queue_http_purge(stubbed, listing)
+    msg, emptying = failure(stubbed, listing)
+    stubbed.ok("s3", "put_bucket_policy", {}, {"Bucket": NAMES.bucket, "Policy": TLS_ONLY_POLICY})
+    teardown = teardown_for(stubbed, bucket_only_state(), clock.deadline(900), purge_data=True)[0]
+    with pytest.raises(RackError) as e:
+        teardown.run()
+    assert e.value.msg == msg, "the emptying's own error is reported"
+    stubbed.assert_all_used()
+    assert s3_after_marking(stubbed) == (["s3:get_bucket_policy", "s3:delete_bucket_policy"] + emptying
+                                         + ["s3:put_bucket_policy"]), "put back, and the bucket is kept"
+    assert stubbed.log[-1] == ("s3:put_bucket_policy", {"Bucket": NAMES.bucket, "Policy": TLS_ONLY_POLICY})
 
 
 # -- idempotence -----------------------------------------------------------------------------------------
@@ -625,7 +752,8 @@ def test_network_already_gone_counts_as_deleted(stubbed, clock):
     stubbed.error("ec2", "release_address", "InvalidAllocationID.NotFound")
     stubbed.error("ec2", "delete_security_group", "InvalidGroup.NotFound")
     for i in range(3):
-        stubbed.error("ec2", "disassociate_route_table", "InvalidAssociationID.NotFound")
+        stubbed.error("ec2", "disassociate_route_table", "InvalidAssociationID.NotFound",
+                      params={"AssociationId": "rtbassoc-public%d" % i})
     stubbed.error("ec2", "delete_route_table", "InvalidRouteTableID.NotFound")
     stubbed.error("ec2", "delete_subnet", "InvalidSubnetID.NotFound")
     stubbed.error("ec2", "detach_internet_gateway", "Gateway.NotAttached")
@@ -637,16 +765,44 @@ def test_network_already_gone_counts_as_deleted(stubbed, clock):
     assert clock.sleeps == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG teardown.py _delete_asg: an auto scaling group that finished deleting "
-                   "after it was read fails the uninstall (ValidationError 'AutoScalingGroup name not found')")
-def test_auto_scaling_group_already_gone_counts_as_deleted(stubbed, clock):
+ASG_NOT_FOUND = "AutoScalingGroup name not found - AutoScalingGroup '%s' not found" % NAMES.autoscaling_group
+
+
+def _describe_finds_nothing(stubbed):
+    stubbed.ok("autoscaling", "describe_auto_scaling_groups", {"AutoScalingGroups": []},
+               {"AutoScalingGroupNames": [NAMES.autoscaling_group]})
+
+
+def _describe_says_not_found(stubbed):
+    stubbed.error("autoscaling", "describe_auto_scaling_groups", "ValidationError",
+                  message="AutoScalingGroup name NOT FOUND", params={"AutoScalingGroupNames": [NAMES.autoscaling_group]})
+
+
+@pytest.mark.parametrize("describe", [_describe_finds_nothing, _describe_says_not_found],
+                         ids=["describe-empty", "describe-not-found"])
+def test_auto_scaling_group_already_gone_counts_as_deleted(stubbed, clock, describe):
     state = empty_state()
     state.asg = full_state().asg
-    not_found = "AutoScalingGroup name not found - AutoScalingGroup '%s' not found" % NAMES.autoscaling_group
-    stubbed.error("autoscaling", "update_auto_scaling_group", "ValidationError", message=not_found)
-    stubbed.error("autoscaling", "delete_auto_scaling_group", "ValidationError", message=not_found)
-    stubbed.ok("autoscaling", "describe_auto_scaling_groups", {"AutoScalingGroups": []})
+    stubbed.error("autoscaling", "update_auto_scaling_group", "ValidationError", message=ASG_NOT_FOUND)
+    stubbed.error("autoscaling", "delete_auto_scaling_group", "ValidationError", message=ASG_NOT_FOUND)
+    describe(stubbed)
     stubbed.ok("ec2", "describe_instances", {"Reservations": []})
     teardown, plan = teardown_for(stubbed, state, clock.deadline(900))
-    teardown.run()
+    assert teardown.run() == []
+    stubbed.assert_all_used()
     assert plan.by_action("delete") == ["autoscaling_group " + NAMES.autoscaling_group]
+    assert clock.sleeps == [], "nothing left to wait for"
+
+
+def test_other_auto_scaling_validation_errors_still_fail(stubbed, clock):
+    state = empty_state()
+    state.asg = full_state().asg
+    stubbed.error("autoscaling", "update_auto_scaling_group", "ValidationError", request_id="req-asg-1",
+                  message="Desired capacity:0 must be between the specified min size:1 and max size:0")
+    teardown = teardown_for(stubbed, state, clock.deadline(900))[0]
+    with pytest.raises(RackError) as e:
+        teardown.run()
+    assert e.value.msg == ("auto scaling group %s: update_auto_scaling_group failed with ValidationError: Desired "
+                           "capacity:0 must be between the specified min size:1 and max size:0 (request id req-asg-1)"
+                           % NAMES.autoscaling_group)
+    assert "autoscaling:delete_auto_scaling_group" not in stubbed.ops()
