@@ -5,7 +5,7 @@ Usage: local_aws.py up|down|reset|status [--port PORT] [--state-dir DIR] [--quie
 
 * ``up`` starts ``moto_server -H 127.0.0.1 -p PORT`` in its own session (so that it keeps
   nobody's stdout open), with its output in ``DIR/local-aws.log`` and its pid in
-  ``DIR/local-aws.pid``, then waits until ``GET /moto-api/data.json`` answers. It does
+  ``DIR/local-aws.pid``, then waits until ``GET /moto-api/`` answers (data.json serialises every resource and grows slow). It does
   nothing when the server already answers. Exit status 0 when up.
 * ``down`` stops the server started by ``up`` (the pid in the pid file only).
 * ``reset`` wipes every region and account (``POST /moto-api/reset``).
@@ -35,13 +35,20 @@ def url(port: int, path: str) -> str:
     return "http://%s:%d%s" % (HOST, port, path)
 
 
-def answers(port: int) -> bool:
-    """Tell whether a moto server answers on the port."""
-    try:
-        with urllib.request.urlopen(url(port, "/moto-api/data.json"), timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+def answers(port: int, tries: int = 3) -> bool:
+    """Tell whether a moto server answers on the port (a loaded machine may answer slowly)."""
+    for attempt in range(tries):
+        try:
+            with urllib.request.urlopen(url(port, "/moto-api/"), timeout=5) as response:
+                return response.status == 200
+        except ConnectionRefusedError:
+            return False
+        except (urllib.error.URLError, OSError) as err:
+            if isinstance(getattr(err, "reason", None), ConnectionRefusedError):
+                return False
+            if attempt + 1 < tries:
+                time.sleep(0.5)
+    return False
 
 
 def read_pid(pid_file: str) -> int | None:

@@ -27,8 +27,9 @@ options:
         recorded by C(switch.yml), or an empty string when unknown, so that the AWS default region
         applies); V(name) the name as C(convox racks) lists it (V(local/production)); V(all) a
         dictionary of these and V(origin) (V(CONVOX_RACK) or the file's path).
+      - V(path) is the file's path, whether or not it exists (C(switch.yml) writes there).
     type: str
-    choices: [rack, region, name, all]
+    choices: [rack, region, name, all, path]
     default: rack
   rack:
     description:
@@ -43,9 +44,9 @@ options:
     type: raw
   path:
     description:
-      - The file of the current rack.
+      - The file of the current rack; by default C($XDG_CONFIG_HOME/convox-ansible/current), or
+        C(~/.config/convox-ansible/current) when E(XDG_CONFIG_HOME) is not set.
     type: path
-    default: $XDG_CONFIG_HOME/convox-ansible/current
 """
 
 EXAMPLES = r"""
@@ -121,8 +122,8 @@ def read_record(path):
             raise AnsibleLookupError("%s names no rack; run playbooks/switch.yml again" % path)
         return {"rack": str(record["rack"]), "region": str(record.get("region") or ""),
                 "name": str(record.get("name") or record["rack"]), "origin": path}
-    source, rack = parse_name(text.splitlines()[0])
-    return {"rack": rack, "region": "", "name": text.splitlines()[0].strip(), "origin": path}
+    line = text.splitlines()[0].strip()
+    return {"rack": parse_name(line)[1], "region": "", "name": line, "origin": path}
 
 
 def current(path=None, environ=None):
@@ -138,11 +139,11 @@ def current(path=None, environ=None):
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
-        path = self.get_option("path")
-        if not path or path.startswith("$XDG_CONFIG_HOME"):
-            path = current_file()
-        record = current(path)
+        path = self.get_option("path") or current_file()
         field = self.get_option("field")
+        if field == "path":
+            return [path]
+        record = current(path)
         if record is None:
             if self.get_option("default") is not None:
                 return [self.get_option("default")]

@@ -22,13 +22,13 @@ COLLECTION_VERSION = "0.1.0"
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
                       1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
-RACK_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?$")
+RACK_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?\Z")
 # family (letters, digits, hyphens, at least one digit: t3, m6gd, u-6tb1) "." size
 INSTANCE_TYPE_RE = re.compile(
-    r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal(-[0-9]+xl)?)$"
+    r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal(-[0-9]+xl)?)\Z"
 )
-IMAGE_ID_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
-REGION_RE = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-[0-9]+$")
+IMAGE_ID_RE = re.compile(r"^ami-[0-9a-f]{8,17}\Z")
+REGION_RE = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-[0-9]+\Z")
 
 # Tags the collection owns; users cannot set them through `tags`.
 RESERVED_TAG_KEYS = ("System", "Rack", "Type", "App")
@@ -231,6 +231,8 @@ def parameters_to_tags(params):
     tags = {}
     for key, kind in PARAMETER_KINDS.items():
         value = params[key]
+        if value == "":
+            continue  # an empty tag value is not kept by every S3 implementation: absent means default
         if kind is bool:
             value = "true" if value else "false"
         tags[STATE_TAG_PREFIX + key] = str(value)
