@@ -127,6 +127,11 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+try:
+    import botocore.exceptions
+except ImportError:  # AWSInventoryBase reports missing boto3 and botocore
+    pass
+
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.utils.unsafe_proxy import wrap_var as make_unsafe
@@ -267,7 +272,10 @@ class InventoryModule(AWSInventoryBase):
             region, endpoint, params = _aws_connection_info(source)
         except AnsibleBotocoreError as e:
             raise AnsibleError("%s: source %s: %s" % (self.NAME, self._label(source), to_native(e)))
-        clients = fleet.SessionClients(region or self._regions_of(source)[0], endpoint, params)
+        try:
+            clients = fleet.SessionClients(region or self._regions_of(source)[0], endpoint, params)
+        except botocore.exceptions.BotoCoreError as e:
+            raise AnsibleError("%s: source %s: cannot use these credentials: %s" % (self.NAME, self._label(source), e))
         if source.get("assume_role_arn"):
             aws = Aws(clients.factory())
             try:
@@ -336,23 +344,31 @@ class InventoryModule(AWSInventoryBase):
                 self.warn("%s: source %s: %s" % (self.NAME, source.get("label"), warning))
 
     def _entries(self, results):
-        """(host name, source, rack) for every rack; names that would repeat get @<region> (and the account)."""
+        """(host name, source, rack) for every rack, sorted by name. Names that would repeat (one
+        rack name in two regions or two accounts of one org) get @<region>, then @<account>:<region>."""
         entries = []
         for source in results["sources"]:
-            for region, read in source["regions"].items():
-                for rack in read["racks"]:
-                    entries.append(["%s/%s" % (source["name"], rack["name"]), source, rack])
-        for suffix in (lambda s, r: "@%s" % r["region"], lambda s, r: "@%s:%s" % (s["account_id"], r["region"])):
-            seen = {}
+            for read in source["regions"].values():
+                entries += [{"base": "%s/%s" % (source["name"], r["name"]), "source": source, "rack": r, "level": 0}
+                            for r in read["racks"]]
+        suffixes = ("", "@{region}", "@{account}:{region}")
+        for level in (1, 2):
+            names = {}
             for entry in entries:
-                seen.setdefault(entry[0], []).append(entry)
-            for name, same in seen.items():
-                if len(same) > 1:
-                    self.warn("%s: %d racks are named %s; naming them %s" % (
-                        self.NAME, len(same), name, ", ".join(name + suffix(s, r) for _n, s, r in same)))
-                    for entry in same:
-                        entry[0] = name + suffix(entry[1], entry[2])
-        return sorted(entries, key=lambda e: e[0])
+                names.setdefault(self._entry_name(entry, suffixes), []).append(entry)
+            for name, same in names.items():
+                if len(same) < 2:
+                    continue
+                for entry in same:
+                    entry["level"] = level
+                self.warn("%s: %d racks are named %s; naming them %s" % (
+                    self.NAME, len(same), name, ", ".join(self._entry_name(e, suffixes) for e in same)))
+        return sorted(((self._entry_name(e, suffixes), e["source"], e["rack"]) for e in entries), key=lambda e: e[0])
+
+    @staticmethod
+    def _entry_name(entry, suffixes):
+        return entry["base"] + suffixes[entry["level"]].format(region=entry["rack"]["region"],
+                                                                account=entry["source"]["account_id"])
 
     def _host_vars(self, source, rack):
         prefix, suffix = self.get_option("hostvars_prefix"), self.get_option("hostvars_suffix")

@@ -211,7 +211,8 @@ class RackBuilder:
         if current is not None:
             to_set, to_unset = compare_aws_tags(current, wanted, purge_tags=True)
             detail = {"tags": {"set": to_set, "unset": to_unset}}
-        self.plan.change("bucket", self.names.bucket, "update", lambda: self.aws.call(
+        action = "update" if current is not None else "create"
+        self.plan.change("bucket", self.names.bucket, action, lambda: self.aws.call(
             "s3", "put_bucket_tagging", "bucket %s" % self.names.bucket,
             Bucket=self.names.bucket, Tagging={"TagSet": _tl(wanted)}), detail=detail)
 
@@ -667,6 +668,7 @@ class RackBuilder:
             self.plan.change("ecs_cluster", self.names.cluster, "update" if self.state.cluster else "create",
                              lambda: self.aws.call(
                                  "ecs", "put_cluster_capacity_providers", "ECS cluster %s" % self.names.cluster,
+                                 retry_on=("UpdateInProgressException", "ResourceInUseException"),
                                  cluster=self.names.cluster, capacityProviders=[name],
                                  defaultCapacityProviderStrategy=[{"capacityProvider": name, "weight": 1, "base": 0}]),
                              detail={"capacity_providers": [name]} if self.state.cluster else None)
@@ -730,8 +732,13 @@ class RackBuilder:
             return
         current = listener[0].get("DefaultActions") or [{}]
         cfg = current[0].get("FixedResponseConfig") or {}
+        arn = listener[0]["ListenerArn"]
+        self._sync_tags("listener", name, listener[0].get("tags", {}), self.tags,
+                        lambda s: self.aws.call("elbv2", "add_tags", "listener %s" % name,
+                                                ResourceArns=[arn], Tags=_tl(s)),
+                        lambda u: self.aws.call("elbv2", "remove_tags", "listener %s" % name,
+                                                ResourceArns=[arn], TagKeys=u))
         if current[0].get("Type") != "fixed-response" or str(cfg.get("StatusCode")) != "404":
-            arn = listener[0]["ListenerArn"]
             self.plan.change("listener", name, "update", lambda: self.aws.call(
                 "elbv2", "modify_listener", "listener %s" % name, ListenerArn=arn, DefaultActions=[NOT_FOUND_404]),
                 detail={"default_action": "fixed 404"})

@@ -17,6 +17,7 @@ be one call per rack); the load balancer standing for it. `rack_info` with a nam
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -313,15 +314,34 @@ class RegionRead:
         }
 
     def result(self):
-        """The region's rack dictionaries, sorted by name; RackError when a read failed."""
+        """(the region's rack dictionaries sorted by name, warnings). RackError when the racks
+        themselves cannot be listed; a read of their parts that fails leaves their status unknown."""
         buckets = self.futures["buckets"].result()
         names = [RackNames(rack, self.region, self.account) for rack in sorted(buckets)]
-        ecs = {"clusters": self.pool.submit(read_clusters, self.aws, self.region, names),
-               "capacity_providers": self.pool.submit(read_capacity_providers, self.aws, self.region, names)}
-        reads = {key: future.result() for key, future in self.futures.items()}
-        reads.update({key: future.result() for key, future in ecs.items()})
-        iam = self.iam_future.result()
-        return [assemble(rack, buckets[rack], self.region, self.account, reads, iam) for rack in sorted(buckets)]
+        futures = dict(self.futures, iam=self.iam_future,
+                       clusters=self.pool.submit(read_clusters, self.aws, self.region, names),
+                       capacity_providers=self.pool.submit(read_capacity_providers, self.aws, self.region, names))
+        reads, failed = {}, {}
+        for key, future in futures.items():
+            try:
+                reads[key] = future.result()
+            except RackError as e:
+                reads[key], failed[key] = copy.deepcopy(NOT_READ[key]), e.msg
+        racks = [assemble(rack, buckets[rack], self.region, self.account, reads, reads["iam"]) for rack in sorted(buckets)]
+        warnings = ["%s; status unknown" % msg for _key, msg in sorted(failed.items())]
+        for rack in racks if failed else []:
+            rack["status"], rack["missing"] = "unknown", []
+        if reads["iam"] is None and "iam" not in failed and buckets:
+            warnings.append(IAM_WARNING)
+        return racks, warnings
+
+
+# What a read that failed leaves behind (the racks' status is then unknown).
+NOT_READ = {
+    "network": {"vpcs": {}, "subnets": {}, "igws": {}, "nats": {}, "security_groups": {}},
+    "launch_templates": {}, "autoscaling_groups": {}, "load_balancers": {}, "clusters": {}, "capacity_providers": {},
+    "log_groups": {"own": {}, "apps": {}}, "iam": {"roles": {}, "profiles": {}},
+}
 
 
 def start_reads(pool, aws_for_region, regions, account, name=None):
@@ -335,16 +355,15 @@ def start_reads(pool, aws_for_region, regions, account, name=None):
 
 def collect(started):
     """{region: {"racks": [...], "error": None, "warnings": [...]}}, in the order the regions were given.
-    A region that cannot be read gets {"racks": [], "error": message} and does not stop the others."""
+    A region whose racks cannot be listed gets {"racks": [], "error": message} and does not stop the others."""
     results = {}
     for region, read in started["reads"]:
         try:
-            results[region] = {"racks": read.result(), "error": None, "warnings": []}
+            racks, warnings = read.result()
         except RackError as e:
             results[region] = {"racks": [], "error": e.msg, "warnings": []}
-            continue
-        if started["iam"].result() is None:
-            results[region]["warnings"].append(IAM_WARNING)
+        else:
+            results[region] = {"racks": racks, "error": None, "warnings": warnings}
     return results
 
 
@@ -366,10 +385,13 @@ def prepare_clients(aws, global_services=("iam",)):
 # -- rack_info ---------------------------------------------------------------------------------------------------
 
 def rack_info(module):
-    """The result of rack_info: one rack (by name: a full read, listener included) or every rack of
-    the region (the bulk read), and the source the racks are listed under (`local` for the local AWS)."""
+    """The result of rack_info: one rack (by name: the full read of observe.read_rack, listener
+    included) or every rack of the region (the bulk read), and the source the racks are listed
+    under (`local` for the local AWS). Parts that cannot be read leave a rack's status unknown,
+    with a warning; racks that cannot be listed at all fail the module."""
     from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
 
+    from .errors import AWSCallError
     from .params import validate_name
     from .runner import region_of
     from .service import read_racks
@@ -381,14 +403,19 @@ def rack_info(module):
     _region, endpoint, params = get_aws_connection_info(module)
     aws = Aws(SessionClients(region, endpoint, params).factory(region))
     source = read_source(aws)
-    if name is not None:
-        racks = read_racks(aws, region, name)
-    else:
+    warnings = []
+    try:
+        racks = read_racks(aws, region, name) if name is not None else None
+    except AWSCallError as e:
+        warnings.append("rack %s could not be read in full (%s); its status is from a partial read" % (name, e.msg))
+        racks = None
+    if racks is None:
         prepare_clients(aws)
-        read = read_regions(lambda r: aws, [region], source["account_id"])[region]
+        read = read_regions(lambda r: aws, [region], source["account_id"], name=name)[region]
         if read["error"]:
             raise RackError(read["error"])
-        for warning in read["warnings"]:
-            module.warn(warning)
+        warnings += read["warnings"]
         racks = read["racks"]
+    for warning in warnings:
+        module.warn(warning)
     return {"changed": False, "racks": racks, "source": source, "aws_calls": len(aws.calls)}

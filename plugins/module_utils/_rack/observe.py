@@ -198,13 +198,19 @@ def read_entry(aws, state, names, rack):
                    ignore=("LoadBalancerNotFound",), Names=[names.load_balancer])
     if lbs and lbs.get("LoadBalancers"):
         lb = lbs["LoadBalancers"][0]
+        listeners = aws.call("elbv2", "describe_listeners", "load balancer %s" % names.load_balancer,
+                             LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+        # One describe_tags for the load balancer and its listeners (20 ARNs a call at most).
+        arns = [lb["LoadBalancerArn"]] + [x["ListenerArn"] for x in listeners][:19]
         descs = aws.call("elbv2", "describe_tags", "load balancer %s" % names.load_balancer,
-                         ResourceArns=[lb["LoadBalancerArn"]])["TagDescriptions"]
-        state.lb_tags = tag_dict(descs[0]["Tags"]) if descs else {}
+                         ResourceArns=arns)["TagDescriptions"]
+        tags = {d["ResourceArn"]: tag_dict(d.get("Tags")) for d in descs}
+        state.lb_tags = tags.get(lb["LoadBalancerArn"], {})
         _confirm(state.lb_tags, rack, "load balancer %s" % names.load_balancer)
+        for listener in listeners:
+            listener["tags"] = tags.get(listener["ListenerArn"], {})
         state.load_balancer = lb
-        state.listeners = aws.call("elbv2", "describe_listeners", "load balancer %s" % names.load_balancer,
-                                   LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+        state.listeners = listeners
 
 
 def read_logs(aws, state, names, rack):

@@ -49,9 +49,11 @@ class Plan:
 
     def diff(self, before_params, after_params, before_tags, after_tags):
         """before/after of what the user controls, and the resources to create, change or delete."""
-        before = {"parameters": before_params or {}, "tags": before_tags or {}}
+        def shown(params):
+            return {k: v for k, v in (params or {}).items() if v != ""}
+        before = {"parameters": shown(before_params), "tags": before_tags or {}}
         after = {
-            "parameters": after_params or {},
+            "parameters": shown(after_params),
             "tags": after_tags or {},
             "create": self.by_action("create"),
             "update": self.by_action("update") + self.by_action("replace"),

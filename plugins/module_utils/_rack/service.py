@@ -218,10 +218,14 @@ class RackService:
         return "running"
 
     # -- rolling replacement ---------------------------------------------------------------------------
-    def _outdated(self, asg, wanted, image_id):
+    def _outdated(self, asg, wanted, image_id, subnets=None):
+        """Instances of another type or image than wanted, or outside the group's subnets
+        (after private: true they must move to the private subnets)."""
         instances = [i for i in asg.get("Instances", []) if i["LifecycleState"] in ("InService", "Pending")]
         if not instances:
             return []
+        if subnets is None:
+            subnets = set(filter(None, asg.get("VPCZoneIdentifier", "").split(",")))
         outdated = {i["InstanceId"] for i in instances if i.get("InstanceType") != wanted["instance_type"]}
         described = self.aws.paginate("ec2", "describe_instances", "instances of %s" % asg["AutoScalingGroupName"],
                                       InstanceIds=[i["InstanceId"] for i in instances])
@@ -229,12 +233,18 @@ class RackService:
             for inst in r["Instances"]:
                 if image_id and inst.get("ImageId") != image_id:
                     outdated.add(inst["InstanceId"])
+                if subnets and inst.get("SubnetId") and inst["SubnetId"] not in subnets:
+                    outdated.add(inst["InstanceId"])
         return sorted(outdated)
 
     def _plan_replacement(self, builder, state, plan, wanted, out):
         """Record (and later perform) the replacement of instances of an older type or image."""
         lt_changes = [c for c in plan.changes if c["resource"] == "launch_template" and c["action"] == "update"]
         will_change = any(set(c.get("changes", {})) & {"InstanceType", "ImageId"} for c in lt_changes)
+        moved = [c for c in plan.changes if c["resource"] == "autoscaling_group" and c["action"] == "update"
+                 and "VPCZoneIdentifier" in c.get("changes", {})]
+        will_change = will_change or bool(moved)
+        subnets = set(out.get("private_subnet_ids") or out.get("public_subnet_ids") or []) - {CHECK_MODE_ID}
         if state.asg is None:
             return False
         if self.check_mode:
@@ -242,7 +252,7 @@ class RackService:
                 plan.changes.append({"resource": "instances", "name": state.asg["AutoScalingGroupName"],
                                      "action": "replace", "changes": {"reason": "new instance type or image"}})
             return will_change
-        outdated = self._outdated(state.asg, wanted, out.get("image_id"))
+        outdated = self._outdated(state.asg, wanted, out.get("image_id"), subnets or None)
         if will_change or outdated:
             plan.changes.append({"resource": "instances", "name": state.asg["AutoScalingGroupName"],
                                  "action": "replace", "changes": {"instances": outdated or "all"}})

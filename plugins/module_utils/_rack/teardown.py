@@ -96,6 +96,7 @@ class RackTeardown:
             if cluster.get("capacityProviders"):
                 self.plan.change("ecs_cluster", cluster_name, "update", lambda: self.aws.call(
                     "ecs", "put_cluster_capacity_providers", "ECS cluster %s" % cluster_name, cluster=cluster_name,
+                    retry_on=("UpdateInProgressException", "ResourceInUseException"),
                     capacityProviders=[], defaultCapacityProviderStrategy=[]),
                     detail={"capacity_providers": []})
         if asg is not None:
