@@ -6,6 +6,8 @@ network resources by tags alone. The same reading serves install, uninstall and 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from .errors import RackError
 from .naming import RackNames, system_tags
 from .params import STATE_TAG_PREFIX, RESERVED_TAG_KEYS, parameters_from_tags
@@ -111,6 +113,11 @@ def read_bucket_tags_tolerant(aws, names):
 
 
 def read_network(aws, state, rack):
+    read_vpc_part(aws, state, rack)
+    read_gateway_part(aws, state, rack)
+
+
+def read_vpc_part(aws, state, rack):
     vpcs = aws.call("ec2", "describe_vpcs", "VPC of rack %s" % rack, Filters=ec2_filters(rack))["Vpcs"]
     if len(vpcs) > 1:
         raise RackError("rack %s has %d VPCs tagged as its own (%s); remove the extra ones by hand"
@@ -124,6 +131,9 @@ def read_network(aws, state, rack):
     state.extra_igws = igws[1:]
     state.route_tables = aws.call("ec2", "describe_route_tables", "route tables of rack %s" % rack,
                                   Filters=ec2_filters(rack))["RouteTables"]
+
+
+def read_gateway_part(aws, state, rack):
     nats = aws.call("ec2", "describe_nat_gateways", "NAT gateways of rack %s" % rack,
                     Filters=ec2_filters(rack))["NatGateways"]
     state.nat_gateways = [n for n in nats if n["State"] not in GONE_NAT_STATES]
@@ -241,10 +251,29 @@ def read_rack(aws, rack, region, identity):
     names = RackNames(rack, region, identity.account)
     state = RackState(names)
     state.apps = []
-    state.bucket = read_bucket_tags_tolerant(aws, names)
-    read_network(aws, state, rack)
-    read_iam(aws, state, names, rack)
-    read_runtime(aws, state, names, rack)
-    read_entry(aws, state, names, rack)
-    read_logs(aws, state, names, rack)
+
+    def bucket():
+        state.bucket = read_bucket_tags_tolerant(aws, names)
+    in_parallel(aws, [
+        bucket,
+        lambda: read_vpc_part(aws, state, rack),
+        lambda: read_gateway_part(aws, state, rack),
+        lambda: read_iam(aws, state, names, rack),
+        lambda: read_runtime(aws, state, names, rack),
+        lambda: read_entry(aws, state, names, rack),
+        lambda: read_logs(aws, state, names, rack),
+    ])
     return state
+
+
+def in_parallel(aws, readers, workers=8):
+    """Run independent reads concurrently (AWS latency, not CPU, is what a read costs).
+
+    boto3 clients are thread-safe once made, so they are all made first, in this thread.
+    The first failure is raised, as a sequential run would."""
+    for service in ("s3", "ec2", "iam", "autoscaling", "ecs", "elbv2", "logs"):
+        aws.client(service)
+    with ThreadPoolExecutor(max_workers=min(workers, len(readers))) as pool:
+        futures = [pool.submit(reader) for reader in readers]
+        for future in futures:
+            future.result()
