@@ -227,6 +227,13 @@ class InventoryModule(AWSInventoryBase):
         """The sources' settings, templated: the top-level options, overlaid by each source's keys."""
         options = self.get_options()
         base = {k: options.get(k) for k in CONNECTION_KEYS}
+        in_file = set(self._config_keys)
+        # What the file says wins over what the environment says: a profile in the file over
+        # AWS_ACCESS_KEY_ID and the like, keys in the file over AWS_PROFILE.
+        if in_file & {"profile", "aws_profile"} and not in_file & {"access_key", "aws_access_key_id", "aws_access_key"}:
+            base.update(access_key=None, secret_key=None, session_token=None)
+        if in_file & {"access_key", "aws_access_key_id", "aws_access_key"} and not in_file & {"profile", "aws_profile"}:
+            base.update(profile=None)
         base.update(name=None, assume_role_arn=self.get_option("assume_role_arn"), regions=self.get_option("regions"))
         out = []
         for source in self.get_option("sources") or [{}]:
@@ -367,8 +374,8 @@ class InventoryModule(AWSInventoryBase):
 
     @staticmethod
     def _entry_name(entry, suffixes):
-        return entry["base"] + suffixes[entry["level"]].format(region=entry["rack"]["region"],
-                                                                account=entry["source"]["account_id"])
+        suffix = suffixes[entry["level"]]
+        return entry["base"] + suffix.format(region=entry["rack"]["region"], account=entry["source"]["account_id"])
 
     def _host_vars(self, source, rack):
         prefix, suffix = self.get_option("hostvars_prefix"), self.get_option("hostvars_suffix")
