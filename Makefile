@@ -48,7 +48,7 @@ WITH_LOCAL_AWS := . ./local-aws.env &&
 # Stops/resets/probes need only the standard library: they work without the venv too.
 LOCAL_AWS := $(PYTHON) scripts/local_aws.py --state-dir $(VENV)
 
-.PHONY: help venv local-up local-down local-reset demo sanity units lint molecule \
+.PHONY: help venv local-up local-down local-reset demo sanity units lint molecule molecule-app \
         build-check changelog-lint test clean
 
 help: ## list the targets
@@ -126,6 +126,10 @@ changelog-lint: venv ## antsibull-changelog lint of changelogs/
 molecule: venv local-up ## molecule test of extensions/molecule/default against the local AWS
 	$(WITH_LOCAL_AWS) molecule test --scenario-name default
 
+# extensions/molecule/app: the app role on rack `molecule-apps` (prepare installs it), converge, idempotence, verify, cleanup.
+molecule-app: venv local-up ## molecule test of extensions/molecule/app (the app role) against the local AWS
+	$(WITH_LOCAL_AWS) molecule test --scenario-name app
+
 build-check: venv local-up ## build the tarball, install it offline, use it from outside the repo
 	$(WITH_LOCAL_AWS) scripts/build_check.sh $(COLLECTIONS)
 
@@ -134,7 +138,7 @@ build-check: venv local-up ## build the tarball, install it offline, use it from
 # Runs every check even when one fails (a summary with timings follows), then pytest on
 # tests/ (unit and integration, against the local AWS) last, so that the output ends on
 # pytest's summary line when all is well. Stops the local AWS again only if it started it.
-TEST_STEPS := sanity lint changelog-lint build-check molecule
+TEST_STEPS := sanity lint changelog-lint build-check molecule molecule-app
 test: venv ## every check, then pytest tests/ (what .ci/run runs)
 	@set +e; \
 	if $(LOCAL_AWS) --quiet status; then was_up=1; else was_up=0; fi; \

@@ -10,14 +10,25 @@ makes. Each fix names the bug; none changes what AWS would answer.
 2. moto 5.2.5 snapshots a launch template's tags when it is created, so DescribeLaunchTemplates
    never shows tags added later with CreateTags or removed with DeleteTags (DescribeTags does).
    AWS shows the current tags. The fix reads them from moto's tag store on every describe.
+3. moto 5.2.5 checks a logging target bucket's policy on PutBucketLogging by comparing strings:
+   it crashes (500) on any statement whose Principal is "*" (a TLS-only Deny has one), refuses a
+   list of resources, and accepts only the resource "<bucket>/<prefix>*" (or "<bucket>/*"), so a
+   statement for "<bucket>/logs/apps/*" is refused for the prefix logs/apps/web/. AWS evaluates
+   the policy: PutBucketLogging succeeds when a statement allows logging.s3.amazonaws.com to
+   s3:PutObject on a resource pattern that matches the log objects' keys. The fix evaluates the
+   statements so (principal, action and resource wildcards; conditions stay ignored, as moto
+   ignores them everywhere).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import sys
 
 from moto.core.types import Base64EncodedString
 from moto.ec2.models import launch_templates as _launch_templates
+from moto.s3 import models as _s3_models
 
 _original_user_data = _launch_templates.LaunchTemplateVersion.user_data.fget
 
@@ -41,6 +52,31 @@ def _ignore_snapshot(self, value):
 
 
 _launch_templates.LaunchTemplate.tags = property(_current_tags, _ignore_snapshot)
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _log_permissions_enabled_policy(target_bucket, target_prefix):
+    """Some statement allows the S3 logging service to put the log objects under target_prefix."""
+    if not target_bucket.policy:
+        return False
+    log_object = "arn:%s:s3:::%s/%s2026-01-01-00-00-00-0123456789ABCDEF" % (
+        target_bucket.partition, target_bucket.name, target_prefix or "")
+    for stmt in json.loads(target_bucket.policy.decode()).get("Statement", []):
+        principal = stmt.get("Principal")
+        services = _as_list(principal.get("Service")) if isinstance(principal, dict) else []
+        if stmt.get("Effect") != "Allow" or "logging.s3.amazonaws.com" not in services:
+            continue
+        if not {"s3:PutObject", "s3:*", "*"} & set(_as_list(stmt.get("Action", []))):
+            continue
+        if any(fnmatch.fnmatchcase(log_object, pattern) for pattern in _as_list(stmt.get("Resource", []))):
+            return True
+    return False
+
+
+_s3_models.FakeBucket._log_permissions_enabled_policy = staticmethod(_log_permissions_enabled_policy)
 
 
 if __name__ == "__main__":

@@ -107,7 +107,9 @@ options:
     default: 900
   force:
     description:
-      - With O(state=absent), uninstall even though the rack still has apps.
+      - With O(state=absent), uninstall even though the rack still has apps, deleting them first as
+        M(convox.rack.app) does (with O(purge_data), their data too; without it, their buckets and
+        repositories holding data are kept and named in RV(kept_buckets) and RV(kept_repositories)).
     type: bool
     default: false
   purge_data:
@@ -240,6 +242,11 @@ rack:
       elements: str
 kept_buckets:
   description: Buckets kept by an uninstall because they hold objects and O(purge_data) was not set.
+  returned: when O(state=absent)
+  type: list
+  elements: str
+kept_repositories:
+  description: ECR repositories of apps kept by an uninstall with O(force) because they hold images and O(purge_data) was not set.
   returned: when O(state=absent)
   type: list
   elements: str

@@ -51,7 +51,8 @@ def vpcs_of(local_aws, rack):
 def test_partial_install_then_resume(local_aws, runner, fail_at):
     rack = "resume%d" % fail_at
     calls = run_service(local_aws, fail_at, name=rack, high_availability=False, private=True)
-    assert calls[-1].endswith("(injected failure)")
+    # Reads run concurrently: other reads may finish after the injected failure.
+    assert any(c.endswith("(injected failure)") for c in calls)
     resumed = runner.module({"name": rack, "high_availability": False, "private": True})
     assert not resumed.get("failed"), resumed.get("msg")
     assert resumed["changed"] is True
@@ -86,7 +87,7 @@ def test_partial_uninstall_then_uninstall(local_aws, runner, fail_at):
     calls = run_service(local_aws, fail_at, name=rack, state="absent")
     assert live_tagged(local_aws, rack)
     status = runner.module({"name": rack}, module_name="rack_info")
-    marked = "s3:put_bucket_tagging" in calls[:-1]
+    marked = "s3:put_bucket_tagging" in calls
     assert status["racks"][0]["status"] == ("uninstalling" if marked else "running")
     gone = runner.module({"name": rack, "state": "absent"})
     assert not gone.get("failed"), gone.get("msg")

@@ -15,6 +15,7 @@ import json
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from . import desired as D
+from .app import access_logs_statement
 from .errors import AWSCallError, RackError
 from .naming import subnet_cidrs, system_tags
 from .observe import tag_dict
@@ -151,11 +152,14 @@ class RackBuilder:
             self.plan.change("bucket", name, "update" if bucket else "create", lambda: s3(
                 "put_bucket_lifecycle_configuration", LifecycleConfiguration={"Rules": rules}),
                 detail={"lifecycle": "logs expire after %d days" % self.wanted["log_retention"]} if bucket else None)
+        # TLS only, and S3 may deliver the apps' access logs under logs/apps/ (the app module adds
+        # the same statement to a rack converged before this one did).
         policy = D.tls_only_bucket_policy(part, name)
+        policy["Statement"].append(access_logs_statement(part, name, self.rack, self.identity.account))
         if not D.policy_equal(current.get("policy"), policy):
             self.plan.change("bucket", name, "update" if bucket else "create", lambda: s3(
                 "put_bucket_policy", Policy=json.dumps(policy)),
-                detail={"policy": "TLS only"} if bucket else None)
+                detail={"policy": "TLS only; S3 access logs of apps under logs/apps/"} if bucket else None)
 
     def _read_bucket_config(self, name):
         def s3(op, ignore=()):

@@ -294,7 +294,7 @@ class RackService:
         plan.before_first_write = teardown.mark_uninstalling
         kept = teardown.run()
         rack = rack_dict(state, self.region, status="uninstalling" if plan.changed else "uninstalled",
-                         extra={"kept_buckets": kept})
+                         extra={"kept_buckets": kept, "kept_repositories": teardown.kept_repositories})
         if not plan.changed and not state.exists:
             rack["status"] = "uninstalled"
         if plan.changed and not self.check_mode:
@@ -303,6 +303,7 @@ class RackService:
             "changed": plan.changed,
             "rack": rack,
             "kept_buckets": kept,
+            "kept_repositories": teardown.kept_repositories,
             "plan": plan.changes,
             "aws_calls": len(self.aws.calls),
             "diff": {"before": before, "after": {"exists": False, "kept_buckets": kept,

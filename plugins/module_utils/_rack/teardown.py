@@ -16,6 +16,9 @@ mistakes through, so tests/unit/test_teardown_order.py checks it with botocore's
 6. launch template, instance profile and role, log group;
 7. the bucket: deleted when empty, emptied first when purge_data, kept (and named) otherwise.
 
+With force, the rack's apps go first, as convox.rack.app deletes them (their buckets and
+repositories holding data are kept and named unless purge_data).
+
 Every delete treats "not found" as done, so a second uninstall, or one after a half-built
 install, is safe. Deletes AWS refuses while a dependency drains (DependencyViolation) are
 retried until wait_timeout.
@@ -41,6 +44,7 @@ class RackTeardown:
         self.force = force
         self.purge_data = purge_data
         self.kept_buckets = []
+        self.kept_repositories = []
 
     def _retry_dependency(self, what, fn, codes=("DependencyViolation",)):
         """Retry a delete AWS refuses while something it depends on is still being released."""
@@ -66,6 +70,7 @@ class RackTeardown:
         if self.state.apps and not self.force:
             raise RackError("rack %s has apps (%s): delete them first, or set force: true"
                             % (self.rack, ", ".join(self.state.apps)), apps=self.state.apps)
+        self.remove_apps()
         self.remove_runtime()
         self.remove_load_balancer()
         self.remove_nat()
@@ -84,6 +89,17 @@ class RackTeardown:
         self.aws.call("s3", "put_bucket_tagging", "bucket %s" % bucket["name"], Bucket=bucket["name"],
                       Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]})
         bucket["tags"] = tags
+
+    # -- 0: apps (with force) ------------------------------------------------------------------------------
+    def remove_apps(self):
+        """Each app's repository, bucket and log group, as convox.rack.app deletes them."""
+        if not self.state.apps:
+            return
+        from .app import AppNames, remove_app  # app.py imports this module (empty_bucket)
+        for app in self.state.apps:
+            kept = remove_app(self.aws, AppNames.of_rack(self.names, app), self.plan, self.purge_data)
+            self.kept_buckets.extend(kept["buckets"])
+            self.kept_repositories.extend(kept["repositories"])
 
     # -- 1, 2: instances, cluster ------------------------------------------------------------------
     def remove_runtime(self):
