@@ -14,9 +14,13 @@ description:
     Racks are found by the tags of their buckets (C(System=convox), C(Type=rack)), which also carry
     the rack's recorded parameters, status and version.
   - With O(name), the rack's resources are read one by one by their names and tags (about 30 calls).
-    Without it, every rack of the region is read in bulk, a dozen calls whatever the number of racks
-    (each kind of resource once for the region, filtered by tags); the bulk read does not read each
-    load balancer's listener, and takes a rack's load balancer for it.
+    Without it, every rack of the region is read in bulk, in about eight calls whatever the number of
+    racks (each kind of resource once for the region, that is the racks, their network and load
+    balancers from one listing of the Resource Groups Tagging API, then the Auto Scaling groups, ECS
+    clusters and capacity providers, load balancers, log groups and, where a rack is private, NAT
+    gateways; IAM instance profiles once). The bulk read takes a rack's load balancer for its listener and its
+    Auto Scaling group's launch template for the template (reading them would take a call a rack);
+    on AWS the tagging listing can lag a few minutes behind changes, which a read by O(name) does not.
   - Status is derived from what exists, with Convox's words. V(running) when every part is there and
     the instances are in service; V(converging) while instances are not all in service or the load
     balancer is not yet active; V(installing), V(updating) or V(uninstalling) while a run of the

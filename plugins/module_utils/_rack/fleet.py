@@ -4,15 +4,18 @@
 """Every rack of a region in a few bulk reads, for `rack_info` without a name and the inventory.
 
 observe.read_rack reads one rack in about 30 calls; a region of 100 racks would take 3,000.
-Here each kind of resource is read once for the whole region, filtered by the tags every rack
-resource carries (System=convox, Type=rack) where the API takes tag filters, by derived names
-in batches where it does not (ECS), and the pieces are sorted out by their `Rack` tag or name.
-About a dozen calls a region whatever the number of racks (plus one per 20 load balancers and
-per 50 log groups), spread over a thread pool; IAM (global) is read once per account.
+Here each kind of resource is read once for the whole region and sorted out by its `Rack` tag:
+one listing of the Resource Groups Tagging API (the racks' buckets, whose tags are the recorded
+parameters and status, and their VPCs, subnets, internet gateways, security groups and load
+balancers), the Auto Scaling groups (filtered by tag), the ECS clusters and capacity providers
+(by derived name, 100 a call), the load balancers, the log groups under /convox/ and, where a
+rack is private, the NAT gateways: about eight calls a region whatever the number of racks,
+spread over a thread pool; IAM (global) once per account.
 
 The result is the `rack` dictionary of service.rack_dict, status from service.derive_status,
-with one difference from a full read: a rack's load balancer listener is not read (that would
-be one call per rack); the load balancer standing for it. `rack_info` with a name reads it all.
+with two differences from a full read, each to save a call per rack: a rack's load balancer
+stands for its listener, and the launch template its Auto Scaling group names stands for the
+template. `rack_info` with a name reads it all.
 """
 
 from __future__ import annotations
@@ -33,13 +36,12 @@ from .aws import Aws
 from .errors import RackError
 from .naming import RackNames, SYSTEM
 from .observe import GONE_NAT_STATES, RackState, tag_dict
-from .params import COLLECTION_VERSION, RACK_NAME_RE, STATE_TAG_PREFIX
+from .params import COLLECTION_VERSION, RACK_NAME_RE, STATE_TAG_PREFIX, parameters_from_tags
 from .service import rack_dict
 
 RACK_TAG_FILTERS = [{"Key": "System", "Values": [SYSTEM]}, {"Key": "Type", "Values": ["rack"]}]
 EC2_FILTERS = [{"Name": "tag:System", "Values": [SYSTEM]}, {"Name": "tag:Type", "Values": ["rack"]}]
 ECS_BATCH = 100          # DescribeClusters and DescribeCapacityProviders take 100 names
-ELB_TAGS_BATCH = 20      # ELBv2 DescribeTags takes 20 ARNs
 LISTENER_NOT_READ = {"ListenerArn": None, "note": "not read in a region-wide listing; the load balancer stands for it"}
 WORKERS = 16
 
@@ -115,53 +117,66 @@ def read_source(aws, name=None):
 # -- the bulk reads (each a function of one client, run in the pool) ------------------------------------------
 
 def by_rack(items, tags_key="Tags", key="Key", value="Value"):
+    """Items tagged as a rack's (System=convox, Type=rack), grouped by their Rack tag."""
     out = {}
     for item in items:
-        rack = tag_dict(item.get(tags_key), key, value).get("Rack")
-        if rack:
-            out.setdefault(rack, []).append(item)
+        tags = tag_dict(item.get(tags_key), key, value)
+        if tags.get("Rack") and tags.get("System") == SYSTEM and tags.get("Type") == "rack":
+            out.setdefault(tags["Rack"], []).append(item)
     return out
 
 
-def read_buckets(aws, region, account, name=None):
-    """The racks of the region: buckets tagged System=convox, Type=rack under their derived names."""
+# One listing of the Resource Groups Tagging API gives the racks (their buckets, whose tags are the
+# recorded parameters and status) and, of their network and load balancer, all that the status needs:
+# ids and tags (tier, index, role, rack). EC2's describe calls would take four calls more; on the local
+# AWS each of those also costs time in proportion to the resources returned times every tag of the
+# region (moto scans its whole tag store for each resource): 7 s a region at 125 racks, against a
+# quarter of a second for the listing. (On AWS the listing can lag EC2 by a few minutes; rack_info
+# with a name reads EC2 itself.)
+TAGGED_TYPES = {"ec2:vpc": ("vpcs", "VpcId"), "ec2:subnet": ("subnets", "SubnetId"),
+                "ec2:internet-gateway": ("igws", "InternetGatewayId"),
+                "ec2:security-group": ("security_groups", "GroupId"),
+                "elasticloadbalancing:loadbalancer": ("load_balancers", "LoadBalancerArn")}
+
+
+def read_tagged(aws, region, account, name=None):
+    """{"buckets": {rack: {name, tags}}, "network": {kind: {rack: [items]}}, "lb_arns": {arn: rack}}."""
     filters = RACK_TAG_FILTERS + ([{"Key": "Rack", "Values": [name]}] if name else [])
-    found = aws.paginate("resourcegroupstaggingapi", "get_resources", "racks in %s" % region,
-                         TagFilters=filters, ResourceTypeFilters=["s3"])
-    buckets = {}
+    found = aws.paginate("resourcegroupstaggingapi", "get_resources", "racks in %s" % region, TagFilters=filters,
+                         ResourceTypeFilters=["s3"] + list(TAGGED_TYPES), TagsPerPage=500)
+    buckets, items = {}, {kind: [] for kind, _key in TAGGED_TYPES.values()}
     for res in found.get("ResourceTagMappingList", []):
-        tags = tag_dict(res.get("Tags"))
-        rack = tags.get("Rack") or ""
-        if tags.get(STATE_TAG_PREFIX + "status") == "uninstalled" or not RACK_NAME_RE.match(rack):
+        arn = res["ResourceARN"]
+        service, resource = arn.split(":")[2], arn.split(":", 5)[-1]
+        if service == "s3":
+            _add_bucket(buckets, resource, tag_dict(res.get("Tags")), region, account)
             continue
-        bucket = res["ResourceARN"].split(":")[-1]
-        if bucket == RackNames(rack, region, account).bucket:
-            buckets[rack] = {"name": bucket, "tags": tags}
-    return buckets
+        kind_type = "%s:%s" % (service, resource.split("/")[0])
+        if kind_type in TAGGED_TYPES:
+            kind, id_key = TAGGED_TYPES[kind_type]
+            items[kind].append({id_key: arn if service == "elasticloadbalancing" else resource.split("/")[-1],
+                                "Tags": res.get("Tags", [])})
+    lb_arns = {lb["LoadBalancerArn"]: rack for rack, lbs in by_rack(items.pop("load_balancers")).items() for lb in lbs}
+    return {"buckets": buckets, "network": {kind: by_rack(found_items) for kind, found_items in items.items()},
+            "lb_arns": lb_arns}
 
 
-def read_network(aws, region):
-    """VPCs, subnets, internet gateways, NAT gateways and security groups, by rack."""
-    out = {}
-    for kind, op, key in (("vpcs", "describe_vpcs", "Vpcs"), ("subnets", "describe_subnets", "Subnets"),
-                          ("igws", "describe_internet_gateways", "InternetGateways"),
-                          ("nats", "describe_nat_gateways", "NatGateways"),
-                          ("security_groups", "describe_security_groups", "SecurityGroups")):
-        if kind == "nats":
-            # DescribeNatGateways names its filter parameter Filter.
-            items = aws.paginate("ec2", op, "NAT gateways of racks in %s" % region, Filter=EC2_FILTERS)[key]
-            items = [n for n in items if n["State"] not in GONE_NAT_STATES]
-        else:
-            items = aws.paginate("ec2", op, "%s of racks in %s" % (kind.replace("_", " "), region),
-                                 Filters=EC2_FILTERS)[key]
-        out[kind] = by_rack(items)
-    return out
+def _add_bucket(buckets, bucket, tags, region, account):
+    """A rack's bucket: tagged as a rack's, not uninstalled, under the name derived for this account and region."""
+    rack = tags.get("Rack") or ""
+    if tags.get(STATE_TAG_PREFIX + "status") == "uninstalled" or not RACK_NAME_RE.match(rack):
+        return
+    if bucket == RackNames(rack, region, account).bucket:
+        buckets[rack] = {"name": bucket, "tags": tags}
 
 
-def read_launch_templates(aws, region):
-    found = aws.paginate("ec2", "describe_launch_templates", "launch templates of racks in %s" % region,
-                         Filters=EC2_FILTERS)
-    return by_rack(found["LaunchTemplates"])
+def read_nat_gateways(aws, region, private):
+    """NAT gateways from EC2 itself, when some rack of the region is private: they have a state (a
+    deleted one stays listed for an hour). DescribeNatGateways names its filter parameter Filter."""
+    if not private:
+        return {}
+    nats = aws.paginate("ec2", "describe_nat_gateways", "NAT gateways of racks in %s" % region, Filter=EC2_FILTERS[:1])
+    return by_rack([n for n in nats["NatGateways"] if n["State"] not in GONE_NAT_STATES])
 
 
 def read_autoscaling_groups(aws, region):
@@ -171,22 +186,10 @@ def read_autoscaling_groups(aws, region):
 
 
 def read_load_balancers(aws, region):
-    """Load balancers named convox-*, kept when their tags name a rack (DescribeTags, 20 at a time)."""
+    """Load balancers named convox-* (whose tags, in the tagging listing, say which rack they are)."""
     found = aws.paginate("elbv2", "describe_load_balancers", "load balancers in %s" % region)
-    lbs = {lb["LoadBalancerArn"]: lb for lb in found.get("LoadBalancers", [])
-           if lb["LoadBalancerName"].startswith(SYSTEM + "-")}
-    arns = sorted(lbs)
-    out = {}
-    for start in range(0, len(arns), ELB_TAGS_BATCH):
-        descs = aws.call("elbv2", "describe_tags", "load balancers in %s" % region,
-                         ResourceArns=arns[start:start + ELB_TAGS_BATCH])["TagDescriptions"]
-        for desc in descs:
-            tags = tag_dict(desc.get("Tags"))
-            lb = lbs.get(desc["ResourceArn"])
-            if lb and tags.get("System") == SYSTEM and tags.get("Type") == "rack" and tags.get("Rack"):
-                if lb["LoadBalancerName"] == RackNames(tags["Rack"], region).load_balancer:
-                    out[tags["Rack"]] = lb
-    return out
+    return {lb["LoadBalancerArn"]: lb for lb in found.get("LoadBalancers", [])
+            if lb["LoadBalancerName"].startswith(SYSTEM + "-")}
 
 
 def read_log_groups(aws, region):
@@ -233,52 +236,51 @@ def read_capacity_providers(aws, region, names):
 
 
 def read_iam(aws):
-    """Instance roles and profiles under path /convox/ (IAM is global: once per account).
+    """Instance profiles under path /convox/ and the roles in them (IAM is global: once per account).
 
-    None when IAM may not be listed (a read-only inventory role without iam:ListRoles): the
-    racks are then listed with their role and profile taken as present, and a warning."""
-    denied = ("AccessDenied", "AccessDeniedException")
-    roles = aws.paginate("iam", "list_roles", "IAM roles under /convox/", ignore=denied, PathPrefix="/convox/")
-    profiles = aws.paginate("iam", "list_instance_profiles", "instance profiles under /convox/", ignore=denied,
-                            PathPrefix="/convox/")
-    if roles is None or profiles is None:
+    None when IAM may not be listed (a read-only inventory role without iam:ListInstanceProfiles):
+    the racks are then listed with their role and profile taken as present, and a warning."""
+    found = aws.paginate("iam", "list_instance_profiles", "instance profiles under /convox/", PathPrefix="/convox/",
+                         ignore=("AccessDenied", "AccessDeniedException"))
+    if found is None:
         return None
-    return {"roles": {r["RoleName"]: r for r in roles.get("Roles", [])},
-            "profiles": {p["InstanceProfileName"]: p for p in profiles.get("InstanceProfiles", [])}}
+    profiles = {p["InstanceProfileName"]: p for p in found.get("InstanceProfiles", [])}
+    return {"profiles": profiles, "roles": {r["RoleName"]: r for p in profiles.values() for r in p.get("Roles", [])}}
 
 
-IAM_NOT_READ = {"note": "IAM not readable with these credentials (iam:ListRoles, iam:ListInstanceProfiles)"}
-IAM_WARNING = ("IAM roles and instance profiles could not be listed (iam:ListRoles, iam:ListInstanceProfiles denied):"
-               " racks are listed without checking them")
+IAM_NOT_READ = {"note": "IAM not readable with these credentials (iam:ListInstanceProfiles)"}
+IAM_WARNING = ("IAM instance profiles could not be listed (iam:ListInstanceProfiles denied): racks are listed without"
+               " checking their instance role and profile")
 
 
 # -- one region -----------------------------------------------------------------------------------------------
 
-def assemble(rack, bucket, region, account, reads, iam):
+def assemble(rack, region, account, reads):
     """A RackState made of the bulk reads, turned into the `rack` dictionary."""
     names = RackNames(rack, region, account)
     state = RackState(names)
-    state.bucket = bucket
-    net = reads["network"]
+    state.bucket = reads["tagged"]["buckets"][rack]
+    net = reads["tagged"]["network"]
     vpcs = net["vpcs"].get(rack, [])
     state.vpc = vpcs[0] if len(vpcs) == 1 else None
     state.subnets = net["subnets"].get(rack, [])
     state.igw = (net["igws"].get(rack) or [None])[0]
-    state.nat_gateways = net["nats"].get(rack, [])
+    state.nat_gateways = reads["nat_gateways"].get(rack, [])
     for group in net["security_groups"].get(rack, []):
         role = tag_dict(group.get("Tags")).get("convox:role")
         if role:
             state.security_groups[role] = group
-    if iam is None:
+    if reads["iam"] is None:
         state.role = state.instance_profile = IAM_NOT_READ
     else:
-        state.role = iam["roles"].get(names.instance_role)
-        state.instance_profile = iam["profiles"].get(names.instance_role)
-    state.launch_template = _named(reads["launch_templates"].get(rack), "LaunchTemplateName", names.launch_template)
+        state.role = reads["iam"]["roles"].get(names.instance_role)
+        state.instance_profile = reads["iam"]["profiles"].get(names.instance_role)
     state.asg = _named(reads["autoscaling_groups"].get(rack), "AutoScalingGroupName", names.autoscaling_group)
+    state.launch_template = launch_template_of(state.asg, names)
     state.cluster = reads["clusters"].get(rack)
     state.capacity_provider = reads["capacity_providers"].get(rack)
-    state.load_balancer = reads["load_balancers"].get(rack)
+    state.load_balancer = _named([lb for arn, lb in reads["load_balancers"].items()
+                                  if reads["tagged"]["lb_arns"].get(arn) == rack], "LoadBalancerName", names.load_balancer)
     state.listeners = [LISTENER_NOT_READ] if state.load_balancer else []
     state.log_group = reads["log_groups"]["own"].get(rack)
     state.apps = sorted(reads["log_groups"]["apps"].get(rack, []))
@@ -286,6 +288,18 @@ def assemble(rack, bucket, region, account, reads, iam):
     if len(vpcs) > 1:
         out["status"], out["missing"] = "failed", ["vpc (%d VPCs tagged as this rack's)" % len(vpcs)]
     return out
+
+
+def launch_template_of(asg, names):
+    """The launch template the group launches from, when it is the rack's (its name). Without a
+    group, there is no telling: the template is not counted missing (the group is)."""
+    if asg is None:
+        return {"LaunchTemplateName": names.launch_template, "note": "not read: no Auto Scaling group names it"}
+    spec = asg.get("LaunchTemplate") or {}
+    if spec.get("LaunchTemplateName") != names.launch_template:
+        return None
+    return {"LaunchTemplateName": spec["LaunchTemplateName"], "LaunchTemplateId": spec.get("LaunchTemplateId"),
+            "note": "named by the Auto Scaling group (the bulk read does not describe launch templates)"}
 
 
 def _named(items, key, name):
@@ -296,38 +310,59 @@ def _named(items, key, name):
 
 
 class RegionRead:
-    """The bulk read of one region: started at once on the pool, finished by result()."""
+    """The bulk read of one region, started on the pool at once, finished by result().
+
+    Each read is submitted as soon as its client exists, so that the reads of a region run while
+    the clients of the next are made (making a client is CPU work of a few tens of milliseconds,
+    which the calling thread does: a boto3 session is not thread-safe, its clients are). The ECS
+    reads, which need the racks' names, and the NAT gateways' (read only when a rack is private,
+    its EC2 client made then, under SessionClients' lock) wait in the pool for the tagging listing;
+    they are submitted after it, and the pool takes tasks in order, so the listing is running or
+    done by the time one of them waits."""
+
+    READS = (("resourcegroupstaggingapi", "tagged"), ("autoscaling", "autoscaling_groups"), ("ecs", "clusters"),
+             ("ecs", "capacity_providers"), ("elbv2", "load_balancers"), ("logs", "log_groups"),
+             (None, "nat_gateways"))
 
     def __init__(self, pool, aws, region, account, iam_future, name=None):
-        self.pool = pool
-        self.aws = aws
         self.region = region
         self.account = account
         self.iam_future = iam_future
-        self.futures = {
-            "buckets": pool.submit(read_buckets, aws, region, account, name),
-            "network": pool.submit(read_network, aws, region),
-            "launch_templates": pool.submit(read_launch_templates, aws, region),
-            "autoscaling_groups": pool.submit(read_autoscaling_groups, aws, region),
-            "load_balancers": pool.submit(read_load_balancers, aws, region),
-            "log_groups": pool.submit(read_log_groups, aws, region),
+        self.futures = {}
+        calls = {
+            "tagged": lambda: read_tagged(aws, region, account, name),
+            "nat_gateways": lambda: read_nat_gateways(aws, region, self._private()),
+            "autoscaling_groups": lambda: read_autoscaling_groups(aws, region),
+            "clusters": lambda: read_clusters(aws, region, self._names()),
+            "capacity_providers": lambda: read_capacity_providers(aws, region, self._names()),
+            "load_balancers": lambda: read_load_balancers(aws, region),
+            "log_groups": lambda: read_log_groups(aws, region),
         }
+        for service, key in self.READS:
+            if service:
+                aws.client(service)
+            self.futures[key] = pool.submit(calls[key])
+
+    def _private(self):
+        """Whether a rack of the region is private (has NAT gateways to read)."""
+        return any(parameters_from_tags(b["tags"]).get("private") for b in self.futures["tagged"].result()["buckets"].values())
+
+    def _names(self):
+        return [RackNames(rack, self.region, self.account) for rack in sorted(self.futures["tagged"].result()["buckets"])]
 
     def result(self):
         """(the region's rack dictionaries sorted by name, warnings). RackError when the racks
         themselves cannot be listed; a read of their parts that fails leaves their status unknown."""
-        buckets = self.futures["buckets"].result()
-        names = [RackNames(rack, self.region, self.account) for rack in sorted(buckets)]
-        futures = dict(self.futures, iam=self.iam_future,
-                       clusters=self.pool.submit(read_clusters, self.aws, self.region, names),
-                       capacity_providers=self.pool.submit(read_capacity_providers, self.aws, self.region, names))
-        reads, failed = {}, {}
-        for key, future in futures.items():
+        reads, failed = {"tagged": self.futures["tagged"].result()}, {}
+        buckets = reads["tagged"]["buckets"]
+        for key, future in dict(self.futures, iam=self.iam_future).items():
+            if key == "tagged":
+                continue
             try:
                 reads[key] = future.result()
             except RackError as e:
                 reads[key], failed[key] = copy.deepcopy(NOT_READ[key]), e.msg
-        racks = [assemble(rack, buckets[rack], self.region, self.account, reads, reads["iam"]) for rack in sorted(buckets)]
+        racks = [assemble(rack, self.region, self.account, reads) for rack in sorted(buckets)]
         warnings = ["%s; status unknown" % msg for _key, msg in sorted(failed.items())]
         for rack in racks if failed else []:
             rack["status"], rack["missing"] = "unknown", []
@@ -338,17 +373,18 @@ class RegionRead:
 
 # What a read that failed leaves behind (the racks' status is then unknown).
 NOT_READ = {
-    "network": {"vpcs": {}, "subnets": {}, "igws": {}, "nats": {}, "security_groups": {}},
-    "launch_templates": {}, "autoscaling_groups": {}, "load_balancers": {}, "clusters": {}, "capacity_providers": {},
+    "nat_gateways": {}, "autoscaling_groups": {}, "load_balancers": {}, "clusters": {}, "capacity_providers": {},
     "log_groups": {"own": {}, "apps": {}}, "iam": {"roles": {}, "profiles": {}},
 }
 
 
 def start_reads(pool, aws_for_region, regions, account, name=None):
     """Start the bulk reads of every region of one account on the pool; collect() finishes them.
-    aws_for_region(region) gives an aws.Aws for that region, its clients made beforehand
-    (prepare_clients): a boto3 session is not thread-safe, its clients are."""
-    iam_future = pool.submit(read_iam, aws_for_region(regions[0]))
+    aws_for_region(region) gives an aws.Aws for that region; its clients are made here, in the
+    calling thread, each just before the first read that uses it."""
+    first = aws_for_region(regions[0])
+    first.client("iam")
+    iam_future = pool.submit(read_iam, first)
     reads = [(region, RegionRead(pool, aws_for_region(region), region, account, iam_future, name)) for region in regions]
     return {"iam": iam_future, "reads": reads}
 
@@ -373,13 +409,8 @@ def read_regions(aws_for_region, regions, account, name=None, workers=WORKERS):
         return collect(start_reads(pool, aws_for_region, regions, account, name))
 
 
-FLEET_SERVICES = ("resourcegroupstaggingapi", "ec2", "autoscaling", "elbv2", "logs", "ecs")
-
-
-def prepare_clients(aws, global_services=("iam",)):
-    """Make the clients a region read uses, before threads share them."""
-    for service in FLEET_SERVICES + tuple(global_services):
-        aws.client(service)
+# The services a region read uses (and IAM, once per account).
+FLEET_SERVICES = tuple(dict.fromkeys([service for service, _key in RegionRead.READS if service] + ["ec2"]))
 
 
 # -- rack_info ---------------------------------------------------------------------------------------------------
@@ -410,7 +441,6 @@ def rack_info(module):
         warnings.append("rack %s could not be read in full (%s); its status is from a partial read" % (name, e.msg))
         racks = None
     if racks is None:
-        prepare_clients(aws)
         read = read_regions(lambda r: aws, [region], source["account_id"], name=name)[region]
         if read["error"]:
             raise RackError(read["error"])

@@ -1,0 +1,106 @@
+"""rack_info, rack_status.yml and racks.yml against the local AWS: status words derived from what
+exists (running, converging, a run's status while its lease holds, failed with the missing parts
+named), one rack by name or every rack of a region in bulk (the same dictionaries), check mode,
+never changed; the playbooks print for a person as `convox rack` and `convox racks` do.
+
+Racks live in an account of their own of the local AWS (see test_inventory.py)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from test_inventory import ROOT, account_client, account_env, install, run_module
+
+ACCOUNT = "666666666666"
+
+
+@pytest.fixture(scope="module")
+def racks(local_aws, runner):
+    env = account_env(local_aws, ACCOUNT)
+    for rack in ("info-ok", "info-held", "info-slow", "info-broken"):
+        install(runner, env, rack)
+    # an app of info-ok (its log group, as the app module makes it)
+    account_client(local_aws, env, "logs").create_log_group(
+        logGroupName="/convox/info-ok/apps/web", tags={"System": "convox", "Type": "app", "Rack": "info-ok", "App": "web"})
+    # info-held: an update run holds it (status recorded, lease not expired)
+    s3 = account_client(local_aws, env, "s3")
+    bucket = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("convox-info-held-")][0]
+    tags = [t for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"] if t["Key"] not in ("convox:status", "convox:lease")]
+    tags += [{"Key": "convox:status", "Value": "updating"}, {"Key": "convox:lease", "Value": str(int(time.time()) + 3600)}]
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+    # info-slow: its instance is not healthy (yet)
+    asg = account_client(local_aws, env, "autoscaling")
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["convox-info-slow"])["AutoScalingGroups"][0]
+    asg.set_instance_health(InstanceId=group["Instances"][0]["InstanceId"], HealthStatus="Unhealthy")
+    # info-broken: its load balancer deleted by hand
+    elb = account_client(local_aws, env, "elbv2")
+    arn = elb.describe_load_balancers(Names=["convox-info-broken"])["LoadBalancers"][0]["LoadBalancerArn"]
+    elb.delete_load_balancer(LoadBalancerArn=arn)
+    return env
+
+
+EXPECTED = {"info-broken": "failed", "info-held": "updating", "info-ok": "running", "info-slow": "converging"}
+
+
+def test_every_rack_of_the_region(runner, racks):
+    result = run_module(runner, racks, {}, "rack_info")
+    assert result["changed"] is False and not result.get("failed")
+    assert {r["name"]: r["status"] for r in result["racks"]} == EXPECTED
+    assert result["source"] == {"name": "local", "account_id": ACCOUNT, "account_alias": None, "local": True,
+                                "partition": "aws"}
+    by_name = {r["name"]: r for r in result["racks"]}
+    ok = by_name["info-ok"]
+    assert ok["apps"] == ["web"] and ok["instances"] == {"desired": 1, "in_service": 1, "registered": 0}
+    assert ok["load_balancer"]["dns_name"].startswith("convox-info-ok-") and ok["missing"] == []
+    assert ok["parameters"]["instance_count"] == 1 and ok["version"] == "0.1.0"
+    assert by_name["info-slow"]["instances"]["in_service"] == 0
+    assert by_name["info-broken"]["missing"] == ["listener", "load_balancer"]
+    assert by_name["info-broken"]["load_balancer"] == {"arn": None, "dns_name": None}
+    # about eight calls for the region, plus who the caller is and IAM: not ~30 a rack
+    assert result["aws_calls"] <= 10
+
+
+def test_one_rack_by_name_is_the_same_rack(runner, racks):
+    every = {r["name"]: r for r in run_module(runner, racks, {}, "rack_info")["racks"]}
+    for name in EXPECTED:
+        one = run_module(runner, racks, {"name": name}, "rack_info")
+        assert one["racks"] == [every[name]], name
+
+
+def test_check_mode_and_a_rack_that_does_not_exist(runner, racks):
+    result = run_module(runner, racks, {"name": "info-ok"}, "rack_info", check=True)
+    assert result["changed"] is False and result["racks"][0]["status"] == "running"
+    assert run_module(runner, racks, {"name": "info-none"}, "rack_info")["racks"] == []
+
+
+def test_bad_name_fails_before_any_call(runner, racks, local_aws):
+    before = local_aws.request_count()
+    result = run_module(runner, racks, {"name": "Info_Bad"}, "rack_info")
+    assert result["failed"] is True and result["msg"].startswith("name: must be lowercase")
+    assert local_aws.request_count() == before
+
+
+def test_rack_status_prints_for_a_person(runner, racks, tmp_path):
+    env = dict(racks, XDG_CONFIG_HOME=str(tmp_path), CONVOX_RACK="")
+    proc = runner.playbook(os.path.join(ROOT, "playbooks", "rack_status.yml"), {"rack": "info-ok"}, env=env)
+    for line in ('"Name        local/info-ok"', '"Status      running"', '"Region      us-east-1"',
+                 '"Router      convox-info-ok-', '"Instances   1/1 in service, 0 registered in the cluster"',
+                 '"Apps        1 (web)"', '"Version     0.1.0"', '"  instance_count=1"'):
+        assert line in proc.stdout, line
+    assert "changed=0" in proc.stdout
+    broken = runner.playbook(os.path.join(ROOT, "playbooks", "rack_status.yml"), {"rack": "info-broken"}, env=env, check=True)
+    assert '"Status      failed"' in broken.stdout and '"Missing     listener, load_balancer"' in broken.stdout
+    missing = runner.playbook(os.path.join(ROOT, "playbooks", "rack_status.yml"), {"rack": "info-none"}, env=env, expect_rc=2)
+    assert "could not find rack info-none" in missing.stdout
+
+
+def test_racks_prints_name_status_sorted(runner, racks):
+    proc = runner.playbook(os.path.join(ROOT, "playbooks", "racks.yml"), env=racks)
+    rows = [("NAME", "STATUS")] + [("local/" + name, status) for name, status in sorted(EXPECTED.items())]
+    table = ['"%-17s  %s"' % row for row in rows]
+    positions = [proc.stdout.index(row) for row in table]
+    assert positions == sorted(positions)
+    assert "changed=0" in proc.stdout
