@@ -19,9 +19,11 @@ description:
   - Hosts are in the groups C(convox) (every rack), C(convox_<status>) (V(convox_running),
     V(convox_failed), ...) and C(convox_<region>) (V(convox_us_east_1), ...); O(compose), O(groups)
     and O(keyed_groups) add more.
-  - Racks are found by the tags of their buckets and read in bulk, a dozen calls a region whatever the
-    number of racks; the regions of every source are read at the same time. A rack's load balancer
-    listener is not read (it would take a call per rack); M(convox.rack.rack_info) with a name reads it.
+  - Racks are found by the tags of their buckets and read in bulk, about eight calls a region whatever
+    the number of racks (see M(convox.rack.rack_info), which reads a region the same way); the regions
+    of every source are read at the same time. A rack's listener and launch template are taken from its
+    load balancer and Auto Scaling group (reading them would take a call a rack);
+    M(convox.rack.rack_info) with a name reads them.
   - The configuration file's name must end with V(racks.yml), V(racks.yaml), V(convox.yml) or
     V(convox.yaml), for example V(racks.convox.yml).
 author:
@@ -145,8 +147,6 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import _aws_co
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleBotocoreError
 from ansible_collections.amazon.aws.plugins.plugin_utils.inventory import AWSInventoryBase
 
-from ansible_collections.convox.rack.plugins.module_utils._rack import fleet
-from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import RackError
 from ansible_collections.convox.rack.plugins.module_utils._rack.params import REGION_RE
 
@@ -155,6 +155,21 @@ SOURCE_KEYS = ("name", "profile", "access_key", "secret_key", "session_token", "
 CONNECTION_KEYS = ("access_key", "secret_key", "session_token", "profile", "endpoint_url", "region", "validate_certs",
                    "aws_ca_bundle", "aws_config")
 GROUP = "convox"
+
+
+def _reader():
+    """The bulk reader and the AWS call wrapper, imported when AWS is read (not when the cache answers)."""
+    from ansible_collections.convox.rack.plugins.module_utils._rack import fleet
+    from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws
+
+    return fleet, Aws
+
+
+def unsafe(value):
+    """A value read from AWS, never to be templated. From ansible-core 2.19 on, what an inventory
+    plugin sets is not trusted as a template unless the plugin says so (this one does not), and the
+    inventory copies every value as it sets it: wrapping it here as well would copy it twice."""
+    return value if trust_as_template else make_unsafe(value)
 
 
 class InventoryModule(AWSInventoryBase):
@@ -253,15 +268,17 @@ class InventoryModule(AWSInventoryBase):
         return value
 
     def _regions_of(self, source):
+        """The source's regions, as plain strings (strings of the configuration file carry Ansible's data
+        tags, which would follow them into the cache and make it several times slower to load)."""
         if source.get("regions"):
-            return list(dict.fromkeys(source["regions"]))
+            return list(dict.fromkeys(str(region) for region in source["regions"]))
         region = source.get("region") or self._default_region(source)
         if not region:
             raise AnsibleError("%s: no region: set regions (or region, AWS_REGION, or a profile with a region); "
                                "the plugin does not read every region" % self.NAME)
         if not REGION_RE.match(region):
             raise AnsibleError("%s: region %r is not an AWS region name (such as us-east-1)" % (self.NAME, region))
-        return [region]
+        return [str(region)]
 
     @staticmethod
     def _default_region(source):
@@ -269,12 +286,13 @@ class InventoryModule(AWSInventoryBase):
 
         try:
             return boto3.session.Session(profile_name=source.get("profile") or None).region_name
-        except Exception as e:  # pylint: disable=broad-exception-caught
+        except botocore.exceptions.BotoCoreError as e:
             raise AnsibleError("%s: cannot read the default region of profile %r: %s"
                                % (InventoryModule.NAME, source.get("profile"), to_native(e)))
 
     def _clients(self, source):
         """A SessionClients for the source, its role assumed when it names one."""
+        fleet, Aws = _reader()
         try:
             region, endpoint, params = _aws_connection_info(source)
         except AnsibleBotocoreError as e:
@@ -307,14 +325,13 @@ class InventoryModule(AWSInventoryBase):
     # -- reading AWS ---------------------------------------------------------------------------------------
     def _query(self):
         """Read every region of every source; the raw results, as cached."""
+        fleet, Aws = _reader()
         sources = []
         with ThreadPoolExecutor(max_workers=fleet.WORKERS) as pool:
             for source in self._sources():
                 regions = self._regions_of(source)
                 clients = self._clients(source)
                 awss = {region: Aws(clients.factory(region)) for region in regions}
-                for aws in awss.values():
-                    fleet.prepare_clients(aws)
                 try:
                     info = fleet.read_source(awss[regions[0]], source.get("name"))
                 except RackError as e:
@@ -377,34 +394,36 @@ class InventoryModule(AWSInventoryBase):
         suffix = suffixes[entry["level"]]
         return entry["base"] + suffix.format(region=entry["rack"]["region"], account=entry["source"]["account_id"])
 
-    def _host_vars(self, source, rack):
-        prefix, suffix = self.get_option("hostvars_prefix"), self.get_option("hostvars_suffix")
-        hostvars = {"%s%s%s" % (prefix, key, suffix): make_unsafe(value) for key, value in rack.items()}
-        hostvars["%ssource%s" % (prefix, suffix)] = make_unsafe(
-            {k: source.get(k) for k in ("name", "account_id", "account_alias", "local")})
-        hostvars["ansible_connection"] = "local"
+    @staticmethod
+    def _host_vars(source, rack, prefix, suffix):
+        hostvars = {"%s%s%s" % (prefix, key, suffix): unsafe(value) for key, value in rack.items()}
+        about = {k: source.get(k) for k in ("name", "account_id", "account_alias", "local")}
+        hostvars["%ssource%s" % (prefix, suffix)] = unsafe(about)
         return hostvars
 
     def _populate(self, results):
-        strict = self.get_option("strict")
+        strict, compose, groups, keyed_groups = (self.get_option(k) for k in ("strict", "compose", "groups", "keyed_groups"))
+        prefix, suffix = self.get_option("hostvars_prefix"), self.get_option("hostvars_suffix")
         self.inventory.add_group(GROUP)
+        # Tasks of a rack host run on the controller, with the python that runs Ansible (and boto3).
+        # Set once, on the group every rack is in (compose may override them host by host).
         interpreter = "{{ ansible_playbook_python }}"
-        if trust_as_template:
-            interpreter = trust_as_template(interpreter)
+        self.inventory.set_variable(GROUP, "ansible_connection", "local")
+        self.inventory.set_variable(GROUP, "ansible_python_interpreter",
+                                    trust_as_template(interpreter) if trust_as_template else interpreter)
         for name, source, rack in self._entries(results):
             self.inventory.add_host(name, group=GROUP)
             for group in (rack["status"], rack["region"]):
                 group = self.inventory.add_group("%s_%s" % (GROUP, group.replace("-", "_")))
                 self.inventory.add_child(GROUP, group)
                 self.inventory.add_host(name, group=group)
-            hostvars = self._host_vars(source, rack)
+            hostvars = self._host_vars(source, rack, prefix, suffix)
             for key, value in hostvars.items():
                 self.inventory.set_variable(name, key, value)
-            # Tasks of a rack host run on the controller, with the python that runs Ansible (and boto3).
-            self.inventory.set_variable(name, "ansible_python_interpreter", interpreter)
-            self._set_composite_vars(self.get_option("compose"), hostvars, name, strict=strict)
-            self._add_host_to_composed_groups(self.get_option("groups"), hostvars, name, strict=strict)
-            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, name, strict=strict)
+            hostvars["ansible_connection"] = "local"
+            self._set_composite_vars(compose, hostvars, name, strict=strict)
+            self._add_host_to_composed_groups(groups, hostvars, name, strict=strict)
+            self._add_host_to_keyed_groups(keyed_groups, hostvars, name, strict=strict)
 
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache=cache)

@@ -14,7 +14,10 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import PLAYBOOKS, ROOT, VENV_BIN
+# As conftest.py has them (not imported from it: pytest tests/ loads two modules named conftest).
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+PLAYBOOKS = os.path.join(ROOT, "tests", "integration", "playbooks")
 
 ACCOUNT = "333333333333"
 PARTNER = "444444444444"

@@ -64,6 +64,7 @@ class Harness:
         for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_URL"):
             monkeypatch.delenv(var, raising=False)
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
         def query(plugin):
             return self._query(plugin)
         monkeypatch.setattr(plugin_module.InventoryModule, "_query", query)
@@ -112,7 +113,9 @@ def test_hosts_groups_and_variables(harness):
     assert [h.name for h in inv.groups["convox_eu_west_1"].get_hosts()] == ["local/europe"]
     assert sorted(h.name for h in inv.groups["convox_us_east_1"].get_hosts()) == ["local/production", "local/staging"]
     hv = hostvars(inv, "local/production")
-    assert hv["ansible_connection"] == "local"
+    # set once on the group of every rack
+    assert inv.groups["convox"].get_vars()["ansible_connection"] == "local"
+    assert inv.groups["convox"].get_vars()["ansible_python_interpreter"] == "{{ ansible_playbook_python }}"
     assert hv["rack_name"] == "production" and hv["rack_status"] == "running" and hv["rack_region"] == "us-east-1"
     assert hv["rack_load_balancer"]["dns_name"] == "production.elb"
     assert hv["rack_source"] == {"name": "local", "account_id": "123456789012", "account_alias": None, "local": True}
