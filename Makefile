@@ -48,7 +48,7 @@ WITH_LOCAL_AWS := . ./local-aws.env &&
 # Stops/resets/probes need only the standard library: they work without the venv too.
 LOCAL_AWS := $(PYTHON) scripts/local_aws.py --state-dir $(VENV)
 
-.PHONY: help venv local-up local-down local-reset demo sanity units lint molecule molecule-app \
+.PHONY: help venv local-up local-down local-reset demo sanity units lint molecule molecule-app bench \
         build-check changelog-lint test clean
 
 help: ## list the targets
@@ -129,6 +129,11 @@ molecule: venv local-up ## molecule test of extensions/molecule/default against 
 # extensions/molecule/app: the app role on rack `molecule-apps` (prepare installs it), converge, idempotence, verify, cleanup.
 molecule-app: venv local-up ## molecule test of extensions/molecule/app (the app role) against the local AWS
 	$(WITH_LOCAL_AWS) molecule test --scenario-name app
+
+# Not part of `make test`: a benchmark run by hand (about 15 minutes; results in bench/results/).
+BENCH_ARGS ?=
+bench: venv ## benchmark convox.rack.rack against its amazon.aws/community.aws peer (by hand, minutes)
+	$(PY) bench/bench_rack.py $(BENCH_ARGS)
 
 build-check: venv local-up ## build the tarball, install it offline, use it from outside the repo
 	$(WITH_LOCAL_AWS) scripts/build_check.sh $(COLLECTIONS)

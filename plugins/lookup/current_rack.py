@@ -50,17 +50,13 @@ options:
 """
 
 EXAMPLES = r"""
-- name: A play on the current rack unless -e rack=NAME is given
-  hosts: localhost
-  gather_facts: false
-  vars:
-    rack: "{{ lookup('convox.rack.current_rack') }}"
-    rack_region: "{{ lookup('convox.rack.current_rack', field='region', rack=rack) }}"
-  tasks:
-    - name: Read it
-      convox.rack.rack_info:
-        name: "{{ rack }}"
-        region: "{{ rack_region | default(omit, true) }}"
+# In a play: the current rack unless -e rack=NAME is given
+#   vars:
+#     rack: "{{ lookup('convox.rack.current_rack') }}"
+- name: Read the current rack
+  convox.rack.rack_info:
+    name: "{{ lookup('convox.rack.current_rack') }}"
+    region: "{{ lookup('convox.rack.current_rack', field='region') | default(omit, true) }}"
 
 - name: Show where the current rack comes from
   ansible.builtin.debug:
