@@ -32,11 +32,11 @@ from . import desired as D
 from .errors import AWSCallError, RackError, ValidationError
 from .naming import RackNames, system_tags
 from .observe import Identity, is_ours, read_bucket_tags_tolerant, tag_dict, user_tags
-from .params import (DEFAULTS, LOG_RETENTION_DAYS, STATE_TAG_PREFIX, lease_active, parameters_from_tags,
-                     validate_name, validate_tags)
+from .params import (DEFAULTS, LOG_RETENTION_DAYS, STATE_TAG_PREFIX, lease_active, merge_user_tags,
+                     parameters_from_tags, validate_name, validate_tags)
 from .plan import Plan
 from .runner import fail, make_aws, region_of
-from .teardown import empty_bucket
+from .teardown import empty_bucket_over_any_endpoint
 
 # Convox's rule for app names (lowercase letters, digits and hyphens, starting with a letter), and
 # an ending that ECR repository names accept (a letter or a digit).
@@ -205,18 +205,6 @@ def logging_config(names):
 
 
 ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]}
-
-
-def merge_user_tags(recorded, requested, purge):
-    """Unset `tags` leaves the user's tags alone; purge drops those not asked for."""
-    if requested is None:
-        return dict(recorded)
-    requested = {k: str(v) for k, v in requested.items()}
-    if purge:
-        return requested
-    merged = dict(recorded)
-    merged.update(requested)
-    return merged
 
 
 def _tl(tags, key="Key", value="Value"):
@@ -612,21 +600,7 @@ class AppTeardown:
         self.plan.change("bucket", name, "delete", delete, detail={"purge_data": True} if holds_data else None)
 
     def _empty(self, name):
-        """Empty the bucket. Its TLS-only policy refuses every request made without TLS, so on such
-        an endpoint (the local AWS) it is lifted while emptying and put back if that fails; over
-        HTTPS (AWS) it stays in place throughout."""
-        lifted = None
-        if self.aws.endpoint_scheme("s3") == "http":
-            lifted = self.aws.call("s3", "get_bucket_policy", "bucket %s" % name, ignore=("NoSuchBucketPolicy",),
-                                   Bucket=name)
-            if lifted:
-                self.aws.call("s3", "delete_bucket_policy", "bucket %s" % name, Bucket=name)
-        try:
-            empty_bucket(self.aws, name)
-        except RackError:
-            if lifted:
-                self.aws.call("s3", "put_bucket_policy", "bucket %s" % name, Bucket=name, Policy=lifted["Policy"])
-            raise
+        empty_bucket_over_any_endpoint(self.aws, name)
 
     def remove_log_group(self):
         group = self.state.log_group

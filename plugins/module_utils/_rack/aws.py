@@ -63,16 +63,7 @@ class Aws:
         @_retry(retry_on)
         def _do():
             return method(**kwargs)
-
-        try:
-            return _do()
-        except botocore.exceptions.ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "Unknown")
-            if code in ignore:
-                return None
-            raise self._error(resource, operation, e)
-        except botocore.exceptions.BotoCoreError as e:
-            raise AWSCallError(resource, operation, type(e).__name__, str(e), None)
+        return self._translated(resource, operation, ignore, _do)
 
     def paginate(self, service, operation, resource, ignore=(), **kwargs):
         """A paginated read, retried as a whole; returns the merged result."""
@@ -82,9 +73,12 @@ class Aws:
         @_retry()
         def _do():
             return client.get_paginator(operation).paginate(**kwargs).build_full_result()
+        return self._translated(resource, operation, ignore, _do)
 
+    def _translated(self, resource, operation, ignore, do):
+        """Run do(); an `ignore` error code is None, any other failure an AWSCallError."""
         try:
-            return _do()
+            return do()
         except botocore.exceptions.ClientError as e:
             code = e.response.get("Error", {}).get("Code", "Unknown")
             if code in ignore:

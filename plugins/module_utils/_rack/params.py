@@ -255,3 +255,15 @@ def parameters_from_tags(tags):
         else:
             out[key] = raw
     return out
+
+
+def merge_user_tags(recorded, requested, purge):
+    """Unset `tags` leaves the user's tags alone; purge drops those not asked for."""
+    if requested is None:
+        return dict(recorded)
+    requested = {k: str(v) for k, v in requested.items()}
+    if purge:
+        return requested
+    merged = dict(recorded)
+    merged.update(requested)
+    return merged

@@ -16,22 +16,11 @@ from .errors import RackError, ValidationError
 from .naming import RackNames
 from .observe import Identity, read_rack, tag_dict, user_tags
 from .params import (COLLECTION_VERSION, STATE_TAG_PREFIX, check_immutable, effective_parameters,
-                     lease_active, validate_name, validate_request)
+                     lease_active, merge_user_tags, validate_name, validate_request)
 from .plan import CHECK_MODE_ID, Plan
 from .teardown import RackTeardown
 
 RUN_STATUSES = ("installing", "updating", "uninstalling")
-
-
-def merge_user_tags(recorded, requested, purge):
-    if requested is None:
-        return dict(recorded)
-    requested = {k: str(v) for k, v in requested.items()}
-    if purge:
-        return requested
-    merged = dict(recorded)
-    merged.update(requested)
-    return merged
 
 
 def required_parts(state):

@@ -304,21 +304,7 @@ class RackTeardown:
                 ignore=("ResourceNotFoundException",), logGroupName=group["logGroupName"]))
 
     def _empty(self, name):
-        """Empty the bucket. Its TLS-only policy refuses every request made without TLS, so on
-        such an endpoint (the local AWS) it is lifted for the emptying and put back if that fails;
-        over HTTPS (AWS) it stays in place throughout."""
-        lifted = None
-        if self.aws.endpoint_scheme("s3") == "http":
-            lifted = self.aws.call("s3", "get_bucket_policy", "bucket %s" % name,
-                                   ignore=("NoSuchBucketPolicy",), Bucket=name)
-            if lifted:
-                self.aws.call("s3", "delete_bucket_policy", "bucket %s" % name, Bucket=name)
-        try:
-            empty_bucket(self.aws, name)
-        except RackError:
-            if lifted:
-                self.aws.call("s3", "put_bucket_policy", "bucket %s" % name, Bucket=name, Policy=lifted["Policy"])
-            raise
+        empty_bucket_over_any_endpoint(self.aws, name)
 
     # -- 7: the bucket ----------------------------------------------------------------------------------
     def remove_bucket(self):
@@ -371,3 +357,20 @@ def empty_bucket(aws, name):
                 name, e.get("Key"), e.get("VersionId"), e.get("Code"), e.get("Message")),
                 resource="bucket %s" % name, error_code=e.get("Code"))
         deleted += len(objects[:1000])
+
+
+def empty_bucket_over_any_endpoint(aws, name):
+    """Empty a bucket. Its TLS-only policy refuses every request made without TLS, so on such an
+    endpoint (the local AWS) it is lifted while emptying and put back if that fails; over HTTPS
+    (AWS) it stays in place throughout."""
+    lifted = None
+    if aws.endpoint_scheme("s3") == "http":
+        lifted = aws.call("s3", "get_bucket_policy", "bucket %s" % name, ignore=("NoSuchBucketPolicy",), Bucket=name)
+        if lifted:
+            aws.call("s3", "delete_bucket_policy", "bucket %s" % name, Bucket=name)
+    try:
+        return empty_bucket(aws, name)
+    except RackError:
+        if lifted:
+            aws.call("s3", "put_bucket_policy", "bucket %s" % name, Bucket=name, Policy=lifted["Policy"])
+        raise
