@@ -31,8 +31,10 @@ COLLECTIONS  := $(VENV)/collections/ansible_collections
 BUNDLE_WHEEL := $(VENV)/cache/ansible-$(ANSIBLE_BUNDLE_VERSION)-py3-none-any.whl
 SANITY_ROOT  := $(VENV)/ansible-test/ansible_collections
 SANITY_DIR   := $(SANITY_ROOT)/convox/rack
-# Collections this one needs at run time (amazon.aws) and in tests (community.aws).
+# Collections this one needs at run time (amazon.aws) and in tests (community.aws); awx.awx
+# only for examples/awx/ (the playbook that defines the AWX job templates), not a dependency.
 DEP_COLLECTIONS := amazon/aws community/aws
+EXAMPLE_COLLECTIONS := awx/awx
 
 # Every recipe finds the venv's tools first and the repository's collections.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -73,8 +75,8 @@ $(BUNDLE_WHEEL): | $(REQS_STAMP)
 
 # .venv/collections/ansible_collections: the dependencies taken out of the wheel, and
 # convox/rack as a relative symlink to this repository (so edits are live).
-$(COLLS_STAMP): $(BUNDLE_WHEEL) scripts/extract_collections.py
-	$(PY) scripts/extract_collections.py $(BUNDLE_WHEEL) $(COLLECTIONS) $(DEP_COLLECTIONS)
+$(COLLS_STAMP): $(BUNDLE_WHEEL) scripts/extract_collections.py Makefile
+	$(PY) scripts/extract_collections.py $(BUNDLE_WHEEL) $(COLLECTIONS) $(DEP_COLLECTIONS) $(EXAMPLE_COLLECTIONS)
 	mkdir -p $(COLLECTIONS)/convox
 	ln -sfn ../../../.. $(COLLECTIONS)/convox/rack
 	touch $@
