@@ -17,6 +17,9 @@ import urllib.request
 import boto3
 import pytest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts"))
+from aws_proxy import AwsProxy  # noqa: E402  (scripts/aws_proxy.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 PLAYBOOKS = os.path.join(ROOT, "tests", "integration", "playbooks")
@@ -38,8 +41,12 @@ class LocalAws:
 
     @property
     def env(self):
+        return self.env_via(self.endpoint)
+
+    def env_via(self, endpoint):
+        """The environment of a run whose AWS calls go to `endpoint` (a proxy in front of this AWS)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(AWS_ENDPOINT_URL=self.endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+        env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                    AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION, ANSIBLE_NOCOLOR="1",
                    ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                    ANSIBLE_LOCAL_TEMP=self.temp, ANSIBLE_REMOTE_TEMP=self.temp)
@@ -83,11 +90,27 @@ def local_aws(tmp_path_factory):
     log.close()
 
 
-class Runner:
-    """Runs ansible-playbook as a user would, from the repository root."""
+@pytest.fixture()
+def aws_proxy(local_aws):
+    """A recording, fault-injecting proxy (scripts/aws_proxy.py) in front of the local AWS, with no
+    faults until the test configures some; `Runner(local_aws, proxy=aws_proxy)` runs through it."""
+    proxy = AwsProxy(local_aws.endpoint).start()
+    yield proxy
+    proxy.stop()
 
-    def __init__(self, aws):
+
+class Runner:
+    """Runs ansible-playbook as a user would, from the repository root.
+
+    With a proxy, every AWS call of the run goes through it (AWS_ENDPOINT_URL is the proxy)."""
+
+    def __init__(self, aws, proxy=None):
         self.aws = aws
+        self.proxy = proxy
+
+    @property
+    def env(self):
+        return self.aws.env_via(self.proxy.url) if self.proxy else self.aws.env
 
     def playbook(self, playbook, extra_vars=None, check=False, diff=False, env=None, expect_rc=0):
         cmd = [os.path.join(VENV_BIN, "ansible-playbook"), playbook]
@@ -97,7 +120,7 @@ class Runner:
             cmd.append("--check")
         if diff:
             cmd.append("--diff")
-        run_env = self.aws.env
+        run_env = self.env
         run_env.update(env or {})
         proc = subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=600, check=False)
         if expect_rc is not None and proc.returncode != expect_rc:
