@@ -4,6 +4,7 @@ botocore's Stubber (for AWS behaviour the local emulator, moto, does not reprodu
 
 from __future__ import annotations
 
+import time
 import types
 
 import boto3
@@ -14,6 +15,7 @@ import pytest
 from botocore.stub import Stubber
 
 from ansible_collections.amazon.aws.plugins.module_utils import cloud
+from ansible_collections.convox.rack.plugins.module_utils._rack import aws as aws_module
 from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, Deadline
 
 REGION = "us-east-1"
@@ -22,9 +24,10 @@ ACCOUNT = "123456789012"
 
 @pytest.fixture(autouse=True)
 def retry_sleeps(monkeypatch):
-    """AWSRetry (amazon.aws cloud.py) sleeps between attempts: record the sleeps instead."""
+    """Aws (and amazon.aws cloud.py's AWSRetry) sleep between attempts: record the sleeps instead."""
     slept = []
     monkeypatch.setattr(cloud, "time", types.SimpleNamespace(sleep=slept.append))
+    monkeypatch.setattr(aws_module, "time", types.SimpleNamespace(sleep=slept.append, monotonic=time.monotonic))
     return slept
 
 

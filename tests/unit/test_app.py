@@ -211,8 +211,16 @@ def queue_hardened_bucket(stubbed):
     stubbed.ok("s3", "get_bucket_policy", {"Policy": json.dumps(D.tls_only_bucket_policy("aws", NAMES.bucket))}, b)
 
 
+def unlocked(aws, rack, deadline, operation, check_mode, run, warnings):
+    return run(None)
+
+
 def service(stubbed, check_mode=False, **kw):
-    return A.AppService(stubbed.aws, REGION, params(**kw), check_mode)
+    """The app service without its run lock: these tests pin the order of the app's own calls (the
+    lock's calls are pinned in test_lock.py, and it is exercised for real in the integration tests)."""
+    svc = A.AppService(stubbed.aws, REGION, params(**kw), check_mode)
+    svc.with_run_lock = unlocked
+    return svc
 
 
 def test_converged_app_is_read_and_left_alone(stubbed):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import botocore.exceptions
 import pytest
 
-from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws
+from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, Deadline
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import AWSCallError, WaitTimeout
 
 VPCS = {"Vpcs": [{"VpcId": "vpc-0a", "CidrBlock": "10.0.0.0/16"}]}
@@ -43,9 +43,33 @@ def test_throttling_that_never_stops_gives_up_after_eight_attempts(stubbed, retr
     with pytest.raises(AWSCallError) as e:
         stubbed.aws.call("ec2", "describe_vpcs", "VPC of rack prod")
     assert e.value.code == "Throttling"
-    assert e.value.msg.endswith("(request id req-7)"), "the last attempt's error is reported"
+    assert e.value.msg.endswith("(request id req-7); gave up after 8 attempts"), "the last attempt's error is reported"
+    assert e.value.details["attempts"] == 8
     assert len(retry_sleeps) == 7
+    assert stubbed.aws.retries == 7
     stubbed.assert_all_used()
+
+
+def test_retries_stop_when_the_runs_wait_timeout_runs_out(stubbed, retry_sleeps):
+    """With faults that never stop, the run's deadline (wait_timeout) ends the retries, not MAX_ATTEMPTS."""
+    clock = {"now": 0.0}
+
+    def sleep(seconds):
+        retry_sleeps.append(seconds)
+        clock["now"] += seconds
+    stubbed.aws._sleep = sleep
+    stubbed.aws.deadline = Deadline(5, clock=lambda: clock["now"])
+    for attempt in range(8):
+        stubbed.error("ec2", "describe_vpcs", "RequestLimitExceeded", message="Request limit exceeded.",
+                      request_id="req-%d" % attempt)
+    with pytest.raises(AWSCallError) as e:
+        stubbed.aws.call("ec2", "describe_vpcs", "VPC of rack prod")
+    attempts = e.value.details["attempts"]
+    assert attempts < 8, "the deadline, not the attempt limit, ended it"
+    assert sum(retry_sleeps) <= 5, "no sleep goes past the deadline"
+    assert e.value.msg == ("VPC of rack prod: describe_vpcs failed with RequestLimitExceeded: Request limit exceeded."
+                           " (request id req-%d); gave up after %d attempts: wait_timeout (5s) ran out"
+                           % (attempts - 1, attempts))
 
 
 def test_error_names_resource_operation_code_and_request_id(stubbed, retry_sleeps):

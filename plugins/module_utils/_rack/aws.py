@@ -4,8 +4,14 @@
 """One place where the rack code talks to AWS.
 
 Every call goes through Aws.call (or Aws.paginate): it is retried with jittered backoff on
-throttling and transient errors (amazon.aws AWSRetry), counted, and its failure becomes an
-AWSCallError naming the resource, the operation, the error code and the request id.
+throttling and transient errors, counted, and its failure becomes an AWSCallError naming the
+resource, the operation, the error code and the request id.
+
+What is transient is amazon.aws's decision (AWSRetry.found, plus TRANSIENT below), paced by its
+jittered BackoffIterator; the loop is ours only so that the retries of a run stop when the run's
+wait_timeout (its Deadline) runs out: with faults that never stop, a run fails in time, naming
+the call that kept failing. botocore's own retries (connection errors, 5xx, throttling: up to 5
+attempts per call in its default mode) happen inside each attempt.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ try:
 except ImportError:  # pragma: no cover - AnsibleAWSModule reports missing botocore
     botocore = None
 
+from ansible_collections.amazon.aws.plugins.module_utils.cloud import BackoffIterator
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from .errors import AWSCallError, WaitTimeout
@@ -26,18 +33,30 @@ TRANSIENT = ["InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"
              "ThrottlingException", "ThrottledException"]
 
 
-def _retry(extra=None):
-    return AWSRetry.jittered_backoff(retries=8, delay=1, max_delay=20, catch_extra_error_codes=TRANSIENT + list(extra or []))
+# Attempts of one call at most (each attempt includes botocore's own retries), and the pacing.
+MAX_ATTEMPTS = 8
+BACKOFF = dict(delay=1, backoff=2.0, max_delay=20)
+
+
+def _transient(error, extra=()):
+    """Whether an exception from botocore is worth another attempt."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        return AWSRetry.found(AWSRetry.status_code_from_exception(error), TRANSIENT + list(extra))
+    # Connection failures that outlasted botocore's own retries.
+    return isinstance(error, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError))
 
 
 class Aws:
     """Retrying, counting, error-translating access to the AWS clients of one module run."""
 
-    def __init__(self, client_factory, check_mode=False):
+    def __init__(self, client_factory, check_mode=False, deadline=None, sleep=None):
         self._factory = client_factory
         self._clients = {}
         self.check_mode = check_mode
         self.calls = []
+        self.retries = 0          # attempts repeated after a transient error, over the run
+        self.deadline = deadline  # the run's Deadline, set by the service; None: MAX_ATTEMPTS only
+        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
 
     def client(self, service):
         if service not in self._clients:
@@ -59,40 +78,67 @@ class Aws:
         client = self.client(service)
         method = getattr(client, operation)
         self.calls.append("%s:%s" % (service, operation))
-
-        @_retry(retry_on)
-        def _do():
-            return method(**kwargs)
-        return self._translated(resource, operation, ignore, _do)
+        return self._translated(resource, operation, ignore, lambda: method(**kwargs), retry_on)
 
     def paginate(self, service, operation, resource, ignore=(), **kwargs):
         """A paginated read, retried as a whole; returns the merged result."""
         client = self.client(service)
         self.calls.append("%s:%s" % (service, operation))
+        return self._translated(resource, operation, ignore,
+                                lambda: client.get_paginator(operation).paginate(**kwargs).build_full_result())
 
-        @_retry()
-        def _do():
-            return client.get_paginator(operation).paginate(**kwargs).build_full_result()
-        return self._translated(resource, operation, ignore, _do)
+    def _retried(self, do, retry_on=()):
+        """do(), again after each transient error, until MAX_ATTEMPTS or the run's deadline."""
+        attempt = 0
+        for delay in BackoffIterator(jitter=True, **BACKOFF):
+            attempt += 1
+            try:
+                return do()
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+                if attempt >= MAX_ATTEMPTS or not _transient(e, retry_on):
+                    e.convox_attempts = attempt
+                    raise
+                if self.deadline is not None and self.deadline.remaining() <= delay:
+                    e.convox_attempts = attempt
+                    e.convox_deadline = self.deadline.seconds
+                    raise
+                self.retries += 1
+                self._sleep(delay)
+        return None  # pragma: no cover - BackoffIterator never ends
 
-    def _translated(self, resource, operation, ignore, do):
-        """Run do(); an `ignore` error code is None, any other failure an AWSCallError."""
+    def _translated(self, resource, operation, ignore, do, retry_on=()):
+        """Run do() with retries; an `ignore` error code is None, any other failure an AWSCallError."""
         try:
-            return do()
+            return self._retried(do, retry_on)
         except botocore.exceptions.ClientError as e:
             code = e.response.get("Error", {}).get("Code", "Unknown")
             if code in ignore:
                 return None
             raise self._error(resource, operation, e)
         except botocore.exceptions.BotoCoreError as e:
-            raise AWSCallError(resource, operation, type(e).__name__, str(e), None)
+            raise self._gave_up(AWSCallError(resource, operation, type(e).__name__, str(e), None), e)
 
-    @staticmethod
-    def _error(resource, operation, e):
+    @classmethod
+    def _error(cls, resource, operation, e):
         err = e.response.get("Error", {})
         meta = e.response.get("ResponseMetadata", {})
         request_id = meta.get("RequestId") or meta.get("HTTPHeaders", {}).get("x-amz-request-id")
-        return AWSCallError(resource, operation, err.get("Code", "Unknown"), err.get("Message", str(e)), request_id)
+        return cls._gave_up(AWSCallError(resource, operation, err.get("Code", "Unknown"),
+                                         err.get("Message", str(e)), request_id), e)
+
+    @staticmethod
+    def _gave_up(error, cause):
+        """Say how many attempts a transient failure had, and whether wait_timeout ended them."""
+        attempts = getattr(cause, "convox_attempts", 1)
+        if attempts > 1 or hasattr(cause, "convox_deadline"):
+            error.details["attempts"] = attempts
+            if hasattr(cause, "convox_deadline"):
+                error.msg += "; gave up after %d attempts: wait_timeout (%ds) ran out" % (attempts,
+                                                                                            cause.convox_deadline)
+            else:
+                error.msg += "; gave up after %d attempts" % attempts
+            error.args = (error.msg,)
+        return error
 
 
 class Deadline:
@@ -100,7 +146,7 @@ class Deadline:
 
     def __init__(self, seconds, clock=time.monotonic, sleep=time.sleep):
         self._clock = clock
-        self._sleep = sleep
+        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
         self.end = clock() + seconds
         self.seconds = seconds
 

@@ -29,11 +29,15 @@ class Plan:
         self.changes.append(entry)
         if self.check_mode:
             return None
-        if not self._writing:
+        self.writing()
+        return apply()
+
+    def writing(self):
+        """Say that a write follows: the first time, run before_first_write (mark the run, take the lock)."""
+        if not self._writing and not self.check_mode:
             self._writing = True
             if self.before_first_write:
                 self.before_first_write()
-        return apply()
 
     @property
     def changed(self):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from .aws import Deadline
 from .build import RackBuilder
 from .errors import RackError, ValidationError
+from .lock import with_run_lock
 from .naming import RackNames
 from .observe import Identity, read_rack, tag_dict, user_tags
 from .params import (COLLECTION_VERSION, STATE_TAG_PREFIX, check_immutable, effective_parameters,
@@ -113,6 +114,9 @@ class RackService:
         self.params = params
         self.check_mode = check_mode
         self.deadline = Deadline(params.get("wait_timeout") or 900)
+        aws.deadline = self.deadline
+        self.warnings = []
+        self.with_run_lock = with_run_lock
 
     def _read(self):
         self.identity = Identity(self.aws)
@@ -120,8 +124,13 @@ class RackService:
 
     # -- present ---------------------------------------------------------------------------------------------
     def present(self):
+        validate_request(self.params)
+        operation = "install or update of rack %s" % self.params["name"]
+        return self.with_run_lock(self.aws, self.params["name"], self.deadline, operation, self.check_mode,
+                                  self._present, self.warnings)
+
+    def _present(self, first_write):
         p = self.params
-        validate_request(p)
         state = self._read()
         recorded = state.recorded_parameters
         if state.recorded_status == "uninstalled":
@@ -134,7 +143,7 @@ class RackService:
         plan = Plan(self.check_mode)
         builder = RackBuilder(self.aws, self.region, self.identity, state, wanted, tags, plan, self.deadline,
                               p.get("wait", True))
-        plan.before_first_write = builder.mark_run_status
+        plan.before_first_write = first_write or builder.mark_run_status
         out = builder.converge()
         rolled = self._plan_replacement(builder, state, plan, wanted, out)
         builder.finish()
@@ -243,11 +252,13 @@ class RackService:
             return will_change
         outdated = self._outdated(state.asg, wanted, out.get("image_id"), subnets or None)
         if will_change or outdated:
+            if self.params.get("wait", True):
+                plan.writing()
             plan.changes.append({"resource": "instances", "name": state.asg["AutoScalingGroupName"],
                                  "action": "replace", "changes": {"instances": outdated or "all"}})
             if not self.params.get("wait", True):
-                self.warnings = ["instances of an older type or image are replaced only with wait: true; "
-                                 "rerun with wait: true to replace them"]
+                self.warnings.append("instances of an older type or image are replaced only with wait: true; "
+                                     "rerun with wait: true to replace them")
             return True
         return False
 
@@ -275,12 +286,17 @@ class RackService:
         validate_name(self.params["name"])
         if (self.params.get("wait_timeout") or 900) < 1:
             raise ValidationError("wait_timeout", "must be at least 1 second")
+        operation = "uninstall of rack %s" % self.params["name"]
+        return self.with_run_lock(self.aws, self.params["name"], self.deadline, operation, self.check_mode,
+                                  self._absent, self.warnings)
+
+    def _absent(self, first_write):
         state = self._read()
         before = {"parameters": state.recorded_parameters, "exists": state.exists}
         plan = Plan(self.check_mode)
         teardown = RackTeardown(self.aws, state, plan, self.deadline, self.params.get("force", False),
                                 self.params.get("purge_data", False))
-        plan.before_first_write = teardown.mark_uninstalling
+        plan.before_first_write = first_write or teardown.mark_uninstalling
         kept = teardown.run()
         rack = rack_dict(state, self.region, status="uninstalling" if plan.changed else "uninstalled",
                          extra={"kept_buckets": kept, "kept_repositories": teardown.kept_repositories})

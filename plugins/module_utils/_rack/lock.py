@@ -1,0 +1,226 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, convox.rack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One changing run per rack at a time: the rack's run lock.
+
+The lock is the SSM parameter /convox/<rack>/lock of the rack's region. It is taken with
+PutParameter(Overwrite=False), which AWS refuses with ParameterAlreadyExists while another run
+holds it: taking it is atomic, with no table or bucket to create first (a rack being installed
+has neither). Its value says who holds it (a run id, host, pid, operation, since) and until when
+(`expires`); the holder renews `expires` every HEARTBEAT seconds from a background thread, and
+deletes the parameter when it ends, whether it succeeded or failed.
+
+A second run that finds the lock held waits (polling, within its wait_timeout), then takes it,
+and then reads the rack again before it changes anything: what the first run built is seen, so
+two installs started together build one rack. The lock is stale, and is taken over, when it has
+expired (its holder stopped renewing it: killed, or cut off from AWS for LEASE seconds), or at
+once when its holder ran on this host and its process is gone (a killed ansible-playbook on a
+laptop or CI machine). SSM has no compare-and-swap: the takeover re-reads the lock right before
+deleting it and deletes only the holder it judged stale, which leaves a window of one API call
+between two runs that judged the same stale lock at the same moment.
+
+Runs that change nothing never take the lock (a no-op rerun costs no extra call); reads
+(rack_info, app_info, the inventory, check mode) never wait for it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+
+from .errors import RackError
+
+LEASE = 120       # seconds a lock stays valid without renewal
+HEARTBEAT = 30    # seconds between renewals
+POLL = (2.0, 10.0)  # first and longest wait between two looks at a held lock
+
+
+def lock_name(rack):
+    return "/convox/%s/lock" % rack
+
+
+def _when(epoch):
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OSError, ValueError, TypeError):
+        return True
+    return True
+
+
+class RackLocked(RackError):
+    """Another run held the rack's lock for longer than this run could wait."""
+
+
+class RunLock:
+    def __init__(self, aws, rack, deadline, operation, clock=time.time, sleep=time.sleep,
+                 host=None, pid=None, alive=pid_alive):
+        self.aws = aws
+        self.rack = rack
+        self.name = lock_name(rack)
+        self.deadline = deadline
+        self.operation = operation
+        self._clock = clock
+        self._sleep = sleep
+        self._alive = alive
+        self.host = host or socket.gethostname()
+        self.pid = pid or os.getpid()
+        self.run_id = uuid.uuid4().hex
+        self.held = False
+        self.waited = 0.0          # seconds spent waiting for another run
+        self.taken_over = None     # the stale holder this run replaced, if any
+        self._stop = threading.Event()
+        self._thread = None
+
+    # -- the value --------------------------------------------------------------------------------------
+    def _value(self, since=None):
+        now = self._clock()
+        return json.dumps({"run": self.run_id, "host": self.host, "pid": self.pid, "operation": self.operation,
+                           "since": int(since or now), "expires": int(now + LEASE)}, sort_keys=True)
+
+    def _read(self):
+        got = self.aws.call("ssm", "get_parameter", "run lock %s" % self.name, ignore=("ParameterNotFound",),
+                            Name=self.name)
+        if got is None:
+            return None
+        try:
+            holder = json.loads(got["Parameter"]["Value"])
+        except (ValueError, KeyError, TypeError):
+            holder = {}
+        return holder if isinstance(holder, dict) else {}
+
+    def stale(self, holder):
+        """Why the holder's lock no longer protects anything, or None while it does."""
+        if holder.get("expires", 0) <= self._clock():
+            return "expired at %s" % _when(holder.get("expires", 0))
+        if holder.get("host") == self.host and isinstance(holder.get("pid"), int) and not self._alive(holder["pid"]):
+            return "its process %d on %s is gone" % (holder["pid"], self.host)
+        return None
+
+    @staticmethod
+    def describe(holder):
+        return "%s by run %s (host %s, pid %s) since %s, lock valid until %s" % (
+            holder.get("operation", "a change"), holder.get("run", "?"), holder.get("host", "?"),
+            holder.get("pid", "?"), _when(holder.get("since", 0)), _when(holder.get("expires", 0)))
+
+    # -- acquire / release ----------------------------------------------------------------------------
+    def acquire(self):
+        """Take the lock, waiting for another run within the deadline; RackLocked when it does not end."""
+        started = self._clock()
+        delay = POLL[0]
+        while True:
+            taken = self.aws.call("ssm", "put_parameter", "run lock %s" % self.name,
+                                  ignore=("ParameterAlreadyExists",), Name=self.name, Value=self._value(),
+                                  Type="String", Overwrite=False,
+                                  Description="convox.rack: the run that is changing rack %s" % self.rack,
+                                  Tags=[{"Key": "System", "Value": "convox"}, {"Key": "Rack", "Value": self.rack},
+                                        {"Key": "Type", "Value": "rack"}])
+            if taken is not None:
+                self.held = True
+                self.waited = self._clock() - started
+                self._start_heartbeat()
+                return self
+            holder = self._read()
+            if holder is None:
+                continue  # released between our two calls: try again at once
+            why = self.stale(holder)
+            if why:
+                again = self._read()
+                if again is not None and again.get("run") == holder.get("run"):
+                    self.aws.call("ssm", "delete_parameter", "run lock %s" % self.name,
+                                  ignore=("ParameterNotFound",), Name=self.name)
+                    self.taken_over = dict(holder, reason=why)
+                continue
+            left = self.deadline.remaining()
+            if left <= 0:
+                raise RackLocked(
+                    "rack %s is being changed by another run: %s; waited %ds (wait_timeout). Rerun when it has "
+                    "finished; a run that died leaves a lock that expires %ds after its last renewal"
+                    % (self.rack, self.describe(holder), int(self._clock() - started), LEASE),
+                    resource="run lock %s" % self.name, error_code="RackLocked", holder=holder)
+            self._sleep(min(delay, left))
+            delay = min(delay * 1.5, POLL[1])
+
+    def _start_heartbeat(self):
+        since = self._clock()
+
+        def renew():
+            while not self._stop.wait(HEARTBEAT):
+                try:
+                    holder = self._read()
+                    if holder is None or holder.get("run") != self.run_id:
+                        return  # lost it (taken over after expiry): nothing left to renew
+                    self.aws.call("ssm", "put_parameter", "run lock %s" % self.name, Name=self.name,
+                                  Value=self._value(since), Type="String", Overwrite=True)
+                except RackError:
+                    continue  # try again at the next beat; the lease outlives a few misses
+        self._thread = threading.Thread(target=renew, name="convox-rack-lock", daemon=True)
+        self._thread.start()
+
+    def release(self):
+        """Stop renewing and delete the lock if this run still holds it."""
+        if not self.held:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.held = False
+        holder = self._read()
+        if holder is not None and holder.get("run") == self.run_id:
+            self.aws.call("ssm", "delete_parameter", "run lock %s" % self.name, ignore=("ParameterNotFound",),
+                          Name=self.name)
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class _LockTaken(Exception):
+    """The first write of an unlocked pass took the lock: the run starts again under it."""
+
+
+def with_run_lock(aws, rack, deadline, operation, check_mode, run, warnings):
+    """Return run(first_write), holding the rack's run lock from its first write to its end.
+
+    run(first_write) reads, plans and applies; it must set first_write (when not None) as its
+    Plan's before_first_write. A first pass runs without the lock: when it has nothing to
+    change, that is the answer (no lock call at all). Its first write takes the lock instead and
+    the run starts again, so that every change is decided from what exists while the lock is
+    held. Check mode never locks."""
+    if check_mode:
+        return run(None)
+    lock = RunLock(aws, rack, deadline, operation)
+
+    def take():
+        lock.acquire()
+        raise _LockTaken()
+    try:
+        return run(take)
+    except _LockTaken:
+        pass
+    try:
+        result = run(None)
+    finally:
+        lock.release()
+    if "aws_calls" in result:
+        result["aws_calls"] = len(aws.calls)  # the release's calls too
+    if lock.taken_over:
+        warnings.append("took over the run lock %s of a run that ended without releasing it (%s; %s)"
+                        % (lock.name, RunLock.describe(lock.taken_over), lock.taken_over["reason"]))
+    if lock.waited >= 1:
+        warnings.append("waited %ds for another run of rack %s to finish" % (lock.waited, rack))
+    return result

@@ -1,0 +1,210 @@
+"""Concurrency: the rack's run lock (SSM parameter /convox/<rack>/lock) against the local AWS.
+
+Two installs of one rack started together build one rack; installs of different racks run side by
+side; an uninstall racing an install ends in a state the next run finishes. The lock itself is
+driven directly (RunLock over boto3 clients of the local AWS) for what a playbook cannot time:
+a held lock, an expired one, one left by a dead process on this host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from ansible_collections.convox.rack.plugins.module_utils._rack import lock as L
+from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, Deadline
+from conftest import PLAYBOOKS, ROOT, VENV_BIN, live_tagged
+
+
+
+def lock_aws(local_aws):
+    return Aws(lambda service: local_aws.client(service))
+
+
+def lock_value(local_aws, rack):
+    try:
+        got = local_aws.client("ssm").get_parameter(Name=L.lock_name(rack))
+    except local_aws.client("ssm").exceptions.ParameterNotFound:
+        return None
+    return json.loads(got["Parameter"]["Value"])
+
+
+# -- the lock, directly ------------------------------------------------------------------------------------
+def test_lock_is_exclusive_and_released(local_aws):
+    aws = lock_aws(local_aws)
+    first = L.RunLock(aws, "lock-a", Deadline(30), "install of rack lock-a").acquire()
+    try:
+        held = lock_value(local_aws, "lock-a")
+        assert held["run"] == first.run_id and held["pid"] == os.getpid()
+        assert held["operation"] == "install of rack lock-a"
+        second = L.RunLock(aws, "lock-a", Deadline(1), "uninstall of rack lock-a", sleep=lambda s: None)
+        started = time.monotonic()
+        with pytest.raises(L.RackLocked) as e:
+            second.acquire()
+        assert time.monotonic() - started < 15
+        msg = e.value.msg
+        assert msg.startswith("rack lock-a is being changed by another run: install of rack lock-a by run %s"
+                              % first.run_id), msg
+        assert "waited" in msg and "(wait_timeout)" in msg
+        assert e.value.details["error_code"] == "RackLocked"
+        assert lock_value(local_aws, "lock-a")["run"] == first.run_id, "a refused run leaves the holder's lock alone"
+    finally:
+        first.release()
+    assert lock_value(local_aws, "lock-a") is None
+
+
+def test_lock_waits_for_the_holder_then_takes_it(local_aws):
+    aws = lock_aws(local_aws)
+    first = L.RunLock(aws, "lock-b", Deadline(30), "install").acquire()
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        if len(slept) == 2:
+            first.release()  # the other run ends while we wait
+    second = L.RunLock(aws, "lock-b", Deadline(30), "update", sleep=sleep).acquire()
+    try:
+        assert len(slept) == 2
+        assert lock_value(local_aws, "lock-b")["run"] == second.run_id
+        assert second.taken_over is None
+    finally:
+        second.release()
+
+
+def test_expired_lock_is_taken_over(local_aws):
+    aws = lock_aws(local_aws)
+    dead = L.RunLock(aws, "lock-c", Deadline(30), "install", host="ci-runner-7", pid=4242,
+                     clock=lambda: time.time() - 3 * L.LEASE)
+    dead.acquire()
+    dead._stop.set()  # the killed run renews nothing
+    taker = L.RunLock(aws, "lock-c", Deadline(5), "install").acquire()
+    try:
+        assert taker.taken_over["run"] == dead.run_id
+        assert taker.taken_over["reason"].startswith("expired at ")
+        assert lock_value(local_aws, "lock-c")["run"] == taker.run_id
+    finally:
+        taker.release()
+
+
+def test_lock_of_a_dead_process_on_this_host_is_taken_over_at_once(local_aws):
+    aws = lock_aws(local_aws)
+    proc = subprocess.Popen(["sleep", "0"])
+    proc.wait()  # a pid that no longer runs
+    dead = L.RunLock(aws, "lock-d", Deadline(30), "install", pid=proc.pid)
+    dead.acquire()
+    dead._stop.set()
+    started = time.monotonic()
+    taker = L.RunLock(aws, "lock-d", Deadline(5), "install", sleep=lambda s: pytest.fail("must not wait")).acquire()
+    try:
+        assert time.monotonic() - started < 5
+        assert taker.taken_over["reason"] == "its process %d on %s is gone" % (proc.pid, taker.host)
+    finally:
+        taker.release()
+
+
+def test_live_lock_of_another_host_is_not_taken_over(local_aws):
+    aws = lock_aws(local_aws)
+    other = L.RunLock(aws, "lock-e", Deadline(30), "install", host="another-host", pid=1).acquire()
+    other._stop.set()
+    try:
+        with pytest.raises(L.RackLocked):
+            L.RunLock(aws, "lock-e", Deadline(0.5), "install", sleep=lambda s: None).acquire()
+    finally:
+        other.held = True
+        other.release()
+
+
+# -- runs of the module, at the same time ----------------------------------------------------------------------
+def start(runner, module_args, module_name="rack"):
+    """Start one module run (ansible-playbook) in the background; returns (process, result path)."""
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    os.unlink(path)
+    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), os.path.join(PLAYBOOKS, "module.yml"), "-e",
+           json.dumps({"module_args": module_args, "module_name": module_name, "result_file": path})]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=runner.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    return proc, path
+
+
+def finish(proc, path):
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-4000:]
+    with open(path, encoding="utf-8") as f:
+        result = json.load(f)
+    os.unlink(path)
+    return result
+
+
+def count_rack(local_aws, rack):
+    ec2 = local_aws.client("ec2")
+    flt = [{"Name": "tag:Rack", "Values": [rack]}, {"Name": "tag:System", "Values": ["convox"]}]
+    nats = [n for n in ec2.describe_nat_gateways(Filters=flt)["NatGateways"] if n["State"] != "deleted"]
+    lbs = [lb for lb in local_aws.client("elbv2").describe_load_balancers()["LoadBalancers"]
+           if lb["LoadBalancerName"] == "convox-%s" % rack]
+    buckets = [b for b in local_aws.client("s3").list_buckets()["Buckets"] if b["Name"].startswith("convox-%s-" % rack)]
+    return {"vpcs": len(ec2.describe_vpcs(Filters=flt)["Vpcs"]),
+            "subnets": len(ec2.describe_subnets(Filters=flt)["Subnets"]),
+            "nat_gateways": len(nats), "load_balancers": len(lbs), "buckets": len(buckets)}
+
+
+def test_two_installs_of_one_rack_at_once_build_one_rack(local_aws, runner):
+    rack = "race"
+    args = {"name": rack, "private": True, "wait_timeout": 300}
+    one, two = start(runner, args), start(runner, args)
+    results = [finish(*one), finish(*two)]
+    assert [r.get("failed", False) for r in results] == [False, False], results
+    changed = sorted(r["changed"] for r in results)
+    assert changed in ([False, True], [True, True]), "one built it; the other found it built (or finished it)"
+    waited = [w for r in results for w in r.get("warnings", []) if "waited" in w and "another run" in w]
+    assert waited or changed == [False, True], results
+    built = results[0]["rack"]
+    assert all(r["rack"]["vpc_id"] == built["vpc_id"] for r in results)
+    zones = len(built["private_subnet_ids"])
+    assert zones >= 2 and len(built["public_subnet_ids"]) == zones
+    assert count_rack(local_aws, rack) == {"vpcs": 1, "subnets": 2 * zones, "nat_gateways": zones,
+                                           "load_balancers": 1, "buckets": 1}
+    assert lock_value(local_aws, rack) is None, "the lock is released"
+    again = runner.module({"name": rack, "private": True})
+    assert again["changed"] is False
+    gone = runner.module({"name": rack, "state": "absent"})
+    assert gone["changed"] is True and not live_tagged(local_aws, rack)
+
+
+def test_installs_of_different_racks_run_side_by_side(local_aws, runner):
+    runs = [start(runner, {"name": rack, "wait_timeout": 300}) for rack in ("side-a", "side-b")]
+    results = [finish(*r) for r in runs]
+    for rack, result in zip(("side-a", "side-b"), results):
+        assert result["changed"] is True and result["rack"]["status"] == "running", result
+        assert not [w for w in result.get("warnings", []) if "another run" in w], "no rack waits for another"
+        assert count_rack(local_aws, rack)["vpcs"] == 1
+    assert results[0]["rack"]["vpc_id"] != results[1]["rack"]["vpc_id"]
+    for rack in ("side-a", "side-b"):
+        runner.module({"name": rack, "state": "absent"})
+        assert not live_tagged(local_aws, rack)
+
+
+def test_uninstall_racing_an_install_ends_in_a_state_the_next_run_finishes(local_aws, runner):
+    rack = "racing"
+    install = start(runner, {"name": rack, "wait_timeout": 300})
+    time.sleep(1.5)
+    uninstall = start(runner, {"name": rack, "state": "absent", "wait_timeout": 300})
+    installed, uninstalled = finish(*install), finish(*uninstall)
+    assert not installed.get("failed") and not uninstalled.get("failed"), (installed, uninstalled)
+    counts = count_rack(local_aws, rack)
+    # Either order is well defined: the install then the uninstall (nothing left), or the
+    # uninstall found nothing yet and the install built the whole rack.
+    zones = len(installed["rack"]["public_subnet_ids"])
+    assert counts in ({"vpcs": 0, "subnets": 0, "nat_gateways": 0, "load_balancers": 0, "buckets": 0},
+                      {"vpcs": 1, "subnets": zones, "nat_gateways": 0, "load_balancers": 1, "buckets": 1}), counts
+    final = runner.module({"name": rack})
+    assert not final.get("failed") and final["rack"]["status"] == "running"
+    assert count_rack(local_aws, rack)["vpcs"] == 1
+    runner.module({"name": rack, "state": "absent"})
+    assert not live_tagged(local_aws, rack)
+    assert lock_value(local_aws, rack) is None
