@@ -208,3 +208,40 @@ def test_uninstall_racing_an_install_ends_in_a_state_the_next_run_finishes(local
     runner.module({"name": rack, "state": "absent"})
     assert not live_tagged(local_aws, rack)
     assert lock_value(local_aws, rack) is None
+
+
+def test_free_lock_and_same_generation_go_on_without_reading_again(local_aws):
+    """with_run_lock reads the rack once when nothing happened between its read and its lock; it
+    starts again (reads everything anew) when another run ended in between."""
+    aws = lock_aws(local_aws)
+    passes = []
+
+    def run(first_write, between=None):
+        passes.append("locked" if first_write is None else "first")
+        if between and first_write:
+            between()
+        if first_write:
+            first_write()  # the first write of the pass
+        return {"changed": True, "aws_calls": 0}
+
+    warnings = []
+    L.with_run_lock(aws, "gen-a", Deadline(10), "install", False, run, warnings)
+    assert passes == ["first"], "a free lock and the same generation: no second pass"
+    first_generation = local_aws.client("ssm").get_parameter(Name=L.generation_name("gen-a"))["Parameter"]
+    tags = local_aws.client("ssm").list_tags_for_resource(ResourceType="Parameter",
+                                                          ResourceId=L.generation_name("gen-a"))["TagList"]
+    assert {"Key": "Rack", "Value": "gen-a"} in tags and {"Key": "System", "Value": "convox"} in tags
+
+    def another_run_ends():
+        L.with_run_lock(aws, "gen-a", Deadline(10), "update", False, lambda fw: fw() or {"changed": True}, [])
+    passes.clear()
+    L.with_run_lock(aws, "gen-a", Deadline(10), "install", False, lambda fw: run(fw, another_run_ends), warnings)
+    assert passes == ["first", "locked"], "another run ended in between: read again under the lock"
+    now = local_aws.client("ssm").get_parameter(Name=L.generation_name("gen-a"))["Parameter"]
+    assert now["Value"] != first_generation["Value"]
+    assert lock_value(local_aws, "gen-a") is None
+
+    L.with_run_lock(aws, "gen-a", Deadline(10), "uninstall", False, run, warnings, removed=lambda r: True)
+    with pytest.raises(local_aws.client("ssm").exceptions.ParameterNotFound):
+        local_aws.client("ssm").get_parameter(Name=L.generation_name("gen-a"))
+    assert warnings == []

@@ -47,9 +47,10 @@ def vpcs_of(local_aws, rack):
     return local_aws.client("ec2").describe_vpcs(Filters=[{"Name": "tag:Rack", "Values": [rack]}])["Vpcs"]
 
 
-# A changing run reads, takes the rack's run lock at its first write (call 18 of this install) and
-# reads again under it (writes start at call 36; uninstall: lock at 23, writes from 46).
-@pytest.mark.parametrize("fail_at", [3, 18, 24, 42, 58, 76])
+# A changing run reads the rack's generation (call 1) and the rack, takes the run lock at its first
+# write (call 19 of this install), reads the generation again (20) and writes from call 21 on
+# (uninstall: lock at 24, writes from 26).
+@pytest.mark.parametrize("fail_at", [4, 19, 27, 43, 61])
 def test_partial_install_then_resume(local_aws, runner, fail_at):
     rack = "resume%d" % fail_at
     calls = run_service(local_aws, fail_at, name=rack, high_availability=False, private=True)
@@ -70,7 +71,7 @@ def test_partial_install_then_resume(local_aws, runner, fail_at):
     assert live_tagged(local_aws, rack) == []
 
 
-@pytest.mark.parametrize("fail_at", [42, 54, 68])
+@pytest.mark.parametrize("fail_at", [27, 39, 53])
 def test_partial_install_then_uninstall(local_aws, runner, fail_at):
     rack = "halfgone%d" % fail_at
     run_service(local_aws, fail_at, name=rack, high_availability=False, private=True)
@@ -81,7 +82,7 @@ def test_partial_install_then_uninstall(local_aws, runner, fail_at):
     assert runner.module({"name": rack, "state": "absent"})["changed"] is False
 
 
-@pytest.mark.parametrize("fail_at", [42, 47, 53, 63])
+@pytest.mark.parametrize("fail_at", [20, 27, 33, 43])
 def test_partial_uninstall_then_uninstall(local_aws, runner, fail_at):
     rack = "cutdown%d" % fail_at
     installed = runner.module({"name": rack, "high_availability": False, "private": True})

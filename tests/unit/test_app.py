@@ -211,7 +211,7 @@ def queue_hardened_bucket(stubbed):
     stubbed.ok("s3", "get_bucket_policy", {"Policy": json.dumps(D.tls_only_bucket_policy("aws", NAMES.bucket))}, b)
 
 
-def unlocked(aws, rack, deadline, operation, check_mode, run, warnings):
+def unlocked(aws, rack, deadline, operation, check_mode, run, warnings, removed=None):
     return run(None)
 
 

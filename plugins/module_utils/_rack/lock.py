@@ -19,8 +19,14 @@ laptop or CI machine). SSM has no compare-and-swap: the takeover re-reads the lo
 deleting it and deletes only the holder it judged stale, which leaves a window of one API call
 between two runs that judged the same stale lock at the same moment.
 
-Runs that change nothing never take the lock (a no-op rerun costs no extra call); reads
-(rack_info, app_info, the inventory, check mode) never wait for it.
+Runs that change nothing never take the lock; reads (rack_info, app_info, the inventory, check
+mode) never wait for it.
+
+Beside the lock, /convox/<rack>/generation names the last locked run that ended (every locked run
+overwrites it when it ends; the uninstall that removes the rack deletes it). A run reads it before
+it reads the rack, and again right after taking the lock: when the lock was free at once and the
+generation is the same, no other run changed the rack in between, and the run goes on with what it
+read instead of reading the whole rack again.
 """
 
 from __future__ import annotations
@@ -42,6 +48,14 @@ POLL = (2.0, 10.0)  # first and longest wait between two looks at a held lock
 
 def lock_name(rack):
     return "/convox/%s/lock" % rack
+
+
+def generation_name(rack):
+    return "/convox/%s/generation" % rack
+
+
+def _tags(rack):
+    return [{"Key": "System", "Value": "convox"}, {"Key": "Rack", "Value": rack}, {"Key": "Type", "Value": "rack"}]
 
 
 def _when(epoch):
@@ -79,6 +93,7 @@ class RunLock:
         self.pid = pid or os.getpid()
         self.run_id = uuid.uuid4().hex
         self.held = False
+        self.contended = False     # the lock was held by another run when this run first asked
         self.waited = 0.0          # seconds spent waiting for another run
         self.taken_over = None     # the stale holder this run replaced, if any
         self._stop = threading.Event()
@@ -125,13 +140,13 @@ class RunLock:
                                   ignore=("ParameterAlreadyExists",), Name=self.name, Value=self._value(),
                                   Type="String", Overwrite=False,
                                   Description="convox.rack: the run that is changing rack %s" % self.rack,
-                                  Tags=[{"Key": "System", "Value": "convox"}, {"Key": "Rack", "Value": self.rack},
-                                        {"Key": "Type", "Value": "rack"}])
+                                  Tags=_tags(self.rack))
             if taken is not None:
                 self.held = True
                 self.waited = self._clock() - started
                 self._start_heartbeat()
                 return self
+            self.contended = True
             holder = self._read()
             if holder is None:
                 continue  # released between our two calls: try again at once
@@ -169,14 +184,41 @@ class RunLock:
         self._thread = threading.Thread(target=renew, name="convox-rack-lock", daemon=True)
         self._thread.start()
 
-    def release(self):
-        """Stop renewing and delete the lock if this run still holds it."""
+    # -- the generation -------------------------------------------------------------------------------
+    def generation(self):
+        """The run id of the last locked run that ended, or None."""
+        got = self.aws.call("ssm", "get_parameter", "run generation %s" % generation_name(self.rack),
+                            ignore=("ParameterNotFound",), Name=generation_name(self.rack))
+        return got["Parameter"]["Value"] if got else None
+
+    def _end_generation(self, rack_removed):
+        name = generation_name(self.rack)
+        if rack_removed:
+            self.aws.call("ssm", "delete_parameter", "run generation %s" % name, ignore=("ParameterNotFound",),
+                          Name=name)
+            return
+        put = self.aws.call("ssm", "put_parameter", "run generation %s" % name, Name=name, Value=self.run_id,
+                            Type="String", Overwrite=True,
+                            Description="convox.rack: the last run that changed rack %s" % self.rack)
+        if put.get("Version") == 1:  # new: PutParameter cannot tag while overwriting
+            self.aws.call("ssm", "add_tags_to_resource", "run generation %s" % name, ResourceType="Parameter",
+                          ResourceId=name, Tags=_tags(self.rack))
+
+    def release(self, rack_removed=False):
+        """Stop renewing, record this run as the rack's generation (or forget it with the rack), and
+        delete the lock if this run still holds it."""
         if not self.held:
             return
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
         self.held = False
+        try:
+            self._end_generation(rack_removed)
+        finally:
+            self._release_lock()
+
+    def _release_lock(self):
         holder = self._read()
         if holder is not None and holder.get("run") == self.run_id:
             self.aws.call("ssm", "delete_parameter", "run lock %s" % self.name, ignore=("ParameterNotFound",),
@@ -193,29 +235,32 @@ class _LockTaken(Exception):
     """The first write of an unlocked pass took the lock: the run starts again under it."""
 
 
-def with_run_lock(aws, rack, deadline, operation, check_mode, run, warnings):
+def with_run_lock(aws, rack, deadline, operation, check_mode, run, warnings, removed=None):
     """Return run(first_write), holding the rack's run lock from its first write to its end.
 
     run(first_write) reads, plans and applies; it must set first_write (when not None) as its
-    Plan's before_first_write. A first pass runs without the lock: when it has nothing to
-    change, that is the answer (no lock call at all). Its first write takes the lock instead and
-    the run starts again, so that every change is decided from what exists while the lock is
-    held. Check mode never locks."""
+    Plan's before_first_write. The run starts without the lock: when it has nothing to change,
+    that is the answer. Its first write takes the lock; if the lock was held by another run, or
+    the rack's generation moved since this run began, the run starts again under the lock, so
+    that every change is decided from what exists while the lock is held. removed(result) says
+    whether the run removed the rack (its generation then goes too). Check mode never locks."""
     if check_mode:
         return run(None)
     lock = RunLock(aws, rack, deadline, operation)
+    seen = lock.generation()
 
     def take():
         lock.acquire()
-        raise _LockTaken()
+        if lock.contended or lock.taken_over or lock.generation() != seen:
+            raise _LockTaken()
+    result = None
     try:
-        return run(take)
-    except _LockTaken:
-        pass
-    try:
-        result = run(None)
+        try:
+            result = run(take)
+        except _LockTaken:
+            result = run(None)
     finally:
-        lock.release()
+        lock.release(rack_removed=bool(result is not None and removed and removed(result)))
     if "aws_calls" in result:
         result["aws_calls"] = len(aws.calls)  # the release's calls too
     if lock.taken_over:

@@ -288,7 +288,7 @@ class RackService:
             raise ValidationError("wait_timeout", "must be at least 1 second")
         operation = "uninstall of rack %s" % self.params["name"]
         return self.with_run_lock(self.aws, self.params["name"], self.deadline, operation, self.check_mode,
-                                  self._absent, self.warnings)
+                                  self._absent, self.warnings, removed=lambda r: r["rack"]["status"] == "uninstalled")
 
     def _absent(self, first_write):
         state = self._read()
