@@ -48,6 +48,10 @@ notes:
   - E(AWS_ENDPOINT_URL), which boto3 honours, points every source that sets no O(endpoint_url) to the
     local AWS.
   - Values read from AWS are marked unsafe, so that a tag value is never templated.
+  - As an AWX or Automation Controller inventory source, the plugin takes the keys of an
+    I(Amazon Web Services) credential (E(AWS_ACCESS_KEY_ID), E(AWS_SECRET_ACCESS_KEY) and the session
+    token as E(AWS_SECURITY_TOKEN)), and the role and external id of the I(Convox assume role)
+    credential type of C(examples/awx/) (E(CONVOX_ASSUME_ROLE_ARN), E(CONVOX_ASSUME_ROLE_EXTERNAL_ID)).
 options:
   plugin:
     description: The name of this plugin; it marks the file as this plugin's configuration.
@@ -61,11 +65,37 @@ options:
     type: list
     elements: str
     default: []
+  session_token:
+    description:
+      - AWS STS session token for use with temporary credentials.
+      - E(AWS_SECURITY_TOKEN), the variable AWX's I(Amazon Web Services) credential sets, is read when
+        E(AWS_SESSION_TOKEN) is not set.
+      - The O(session_token) and O(profile) options are mutually exclusive.
+    type: str
+    aliases: ['aws_session_token']
+    env:
+      - name: AWS_SECURITY_TOKEN
+      - name: AWS_SESSION_TOKEN
+  assume_role_arn:
+    description:
+      - The ARN of an IAM role to assume to read each source that names no role of its own.
+      - You should still provide AWS credentials with enough privilege to perform the AssumeRole action.
+    type: str
+    aliases: ["iam_role_arn"]
+    env:
+      - name: CONVOX_ASSUME_ROLE_ARN
+  assume_role_external_id:
+    description:
+      - The external id to give when assuming a role (O(assume_role_arn)), as the role's trust policy
+        asks for it; for each source that gives none of its own.
+    type: str
+    env:
+      - name: CONVOX_ASSUME_ROLE_EXTERNAL_ID
   sources:
     description:
       - The AWS accounts to read, each with its own credentials. Each entry takes V(name), V(profile),
-        V(access_key), V(secret_key), V(session_token), V(assume_role_arn), V(endpoint_url) and V(regions),
-        which default to the top-level options of the same names.
+        V(access_key), V(secret_key), V(session_token), V(assume_role_arn), V(assume_role_external_id),
+        V(endpoint_url) and V(regions), which default to the top-level options of the same names.
       - V(name) is the C(<org>) of the hosts' names C(<org>/<rack>); by default the account alias,
         else the account id; V(local) for an endpoint on the loopback interface (the local AWS).
       - Empty (the default) means one source made of the top-level options.
@@ -151,7 +181,8 @@ from ansible_collections.convox.rack.plugins.module_utils._rack.errors import Ra
 from ansible_collections.convox.rack.plugins.module_utils._rack.params import REGION_RE
 
 CACHE_VERSION = 1
-SOURCE_KEYS = ("name", "profile", "access_key", "secret_key", "session_token", "assume_role_arn", "endpoint_url", "regions")
+SOURCE_KEYS = ("name", "profile", "access_key", "secret_key", "session_token", "assume_role_arn", "assume_role_external_id",
+               "endpoint_url", "regions")
 CONNECTION_KEYS = ("access_key", "secret_key", "session_token", "profile", "endpoint_url", "region", "validate_certs",
                    "aws_ca_bundle", "aws_config")
 GROUP = "convox"
@@ -249,7 +280,8 @@ class InventoryModule(AWSInventoryBase):
             base.update(access_key=None, secret_key=None, session_token=None)
         if in_file & {"access_key", "aws_access_key_id", "aws_access_key"} and not in_file & {"profile", "aws_profile"}:
             base.update(profile=None)
-        base.update(name=None, assume_role_arn=self.get_option("assume_role_arn"), regions=self.get_option("regions"))
+        base.update(name=None, assume_role_arn=self.get_option("assume_role_arn"),
+                    assume_role_external_id=self.get_option("assume_role_external_id"), regions=self.get_option("regions"))
         out = []
         for source in self.get_option("sources") or [{}]:
             merged = dict(base)
@@ -303,10 +335,11 @@ class InventoryModule(AWSInventoryBase):
             raise AnsibleError("%s: source %s: cannot use these credentials: %s" % (self.NAME, self._label(source), e))
         if source.get("assume_role_arn"):
             aws = Aws(clients.factory())
+            extra = {"ExternalId": source["assume_role_external_id"]} if source.get("assume_role_external_id") else {}
             try:
                 creds = aws.call("sts", "assume_role", "role %s" % source["assume_role_arn"],
                                  RoleArn=source["assume_role_arn"],
-                                 RoleSessionName="ansible_aws_convox_rack_racks_dynamic_inventory")["Credentials"]
+                                 RoleSessionName="ansible_aws_convox_rack_racks_dynamic_inventory", **extra)["Credentials"]
             except RackError as e:
                 raise AnsibleError("%s: source %s: cannot assume role %s: %s"
                                    % (self.NAME, self._label(source), source["assume_role_arn"], e.msg))
