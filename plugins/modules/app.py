@@ -67,7 +67,8 @@ options:
   tags:
     description:
       - Tags added to every resource of the app, on top of the collection's own (V(System), V(Rack),
-        V(Type), V(App)), which cannot be overridden.
+        V(Type), V(App)), which cannot be overridden (nor can C(convox:*), in any case).
+      - The rules of AWS for tags apply, as for the rack's (O(convox.rack.rack#module:tags)); at most 46 tags.
       - Unset leaves the app's tags alone.
     type: dict
     aliases: [resource_tags]

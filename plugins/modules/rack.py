@@ -40,14 +40,15 @@ options:
     default: present
   instance_type:
     description:
-      - EC2 instance type of the rack's instances. Default V(t3.small).
+      - EC2 instance type of the rack's instances, C(family.size) in at most 32 characters. Default V(t3.small).
       - Changing it creates a new launch template version and replaces the instances one at a time
         (only with O(wait=true)).
     type: str
   instance_count:
     description:
       - Number of instances. Default 3 with O(high_availability), else 1.
-      - At least 1, and at least 3 with O(high_availability).
+      - At least 1, and at least 3 with O(high_availability); at most 5000, the container instances ECS
+        registers in a cluster.
     type: int
   private:
     description:
@@ -64,7 +65,8 @@ options:
     description:
       - The VPC's IPv4 CIDR block, a prefix from /16 to /24. Subnets are cut from it; the VPC is
         divided in eight, public subnets take the first blocks and private subnets the fifth onwards.
-        Default V(10.0.0.0/16). Cannot change after install.
+        Written C(address/prefix); it may not overlap V(0.0.0.0/8), V(127.0.0.0/8), V(169.254.0.0/16),
+        V(224.0.0.0/4) or V(240.0.0.0/4). Default V(10.0.0.0/16). Cannot change after install.
     type: str
   internal_only:
     description:
@@ -84,7 +86,11 @@ options:
   tags:
     description:
       - Tags added to every resource of the rack that AWS lets one tag, on top of the collection's
-        own (V(System), V(Rack), V(Type)), which cannot be overridden.
+        own (V(System), V(Rack), V(Type)), which cannot be overridden (nor can V(App) and C(convox:*),
+        in any case).
+      - As AWS takes tags on every resource of a rack, keys of 1 to 128 characters and values of at
+        most 256, of letters, digits, spaces and C(_ . : / = + - @) only; keys that differ only in case
+        are refused (IAM roles take them as one); at most 36 tags. Values are data, never templates.
       - Unset leaves the rack's tags alone.
     type: dict
     aliases: [resource_tags]
@@ -102,7 +108,7 @@ options:
     default: true
   wait_timeout:
     description:
-      - Seconds every wait of the run may take in all.
+      - Seconds every wait of the run may take in all, from 1 to 86400.
     type: int
     default: 900
   force:

@@ -37,6 +37,7 @@ from .params import (DEFAULTS, LOG_RETENTION_DAYS, STATE_TAG_PREFIX, lease_activ
 from .plan import Plan
 from .runner import fail, make_aws, region_of
 from .teardown import empty_bucket_over_any_endpoint
+from .params import MAX_APP_USER_TAGS, shown
 
 # Convox's rule for app names (lowercase letters, digits and hyphens, starting with a letter), and
 # an ending that ECR repository names accept (a letter or a digit).
@@ -121,7 +122,7 @@ def validate_app_name(name, rack, field="name"):
         raise ValidationError(
             field,
             "must be lowercase letters, digits and hyphens, start with a letter and not end with a hyphen"
-            " (got %r)" % name)
+            " (got %s)" % shown(name))
     if len(rack) + len(name) > MAX_RACK_AND_APP:
         raise ValidationError(
             field,
@@ -140,9 +141,9 @@ def validate_app_request(params):
     retention = params.get("log_retention")
     if retention is not None and retention not in LOG_RETENTION_DAYS:
         raise ValidationError(
-            "log_retention", "must be one of CloudWatch Logs' retention periods %s (got %d)"
-            % (", ".join(str(d) for d in LOG_RETENTION_DAYS), retention))
-    validate_tags(params.get("tags"))
+            "log_retention", "must be one of CloudWatch Logs' retention periods %s (got %s)"
+            % (", ".join(str(d) for d in LOG_RETENTION_DAYS), shown(retention)))
+    validate_tags(params.get("tags"), limit=MAX_APP_USER_TAGS)
 
 
 # -- desired documents (pure) ----------------------------------------------------------------------------

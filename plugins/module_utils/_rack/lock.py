@@ -235,11 +235,23 @@ class _LockTaken(Exception):
     """The first write of an unlocked pass took the lock: the run starts again under it."""
 
 
+def locked_first(first_write, hook):
+    """The before_first_write of a pass: take the lock (first_write, None once held), then hook."""
+    if first_write is None:
+        return hook
+
+    def both():
+        first_write()  # raises _LockTaken when the pass must start again
+        if hook is not None:
+            hook()
+    return both
+
+
 def with_run_lock(aws, rack, deadline, operation, check_mode, run, warnings, removed=None):
     """Return run(first_write), holding the rack's run lock from its first write to its end.
 
-    run(first_write) reads, plans and applies; it must set first_write (when not None) as its
-    Plan's before_first_write. The run starts without the lock: when it has nothing to change,
+    run(first_write) reads, plans and applies; its Plan's before_first_write must call first_write
+    (when not None) before anything else (locked_first). The run starts without the lock: when it has nothing to change,
     that is the answer. Its first write takes the lock; if the lock was held by another run, or
     the rack's generation moved since this run began, the run starts again under the lock, so
     that every change is decided from what exists while the lock is held. removed(result) says

@@ -10,8 +10,10 @@ nothing behind.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import time
+import unicodedata
 
 from .errors import ValidationError
 from .naming import MAX_RACK_NAME
@@ -25,14 +27,34 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 RACK_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?\Z")
 # family (letters, digits, hyphens, at least one digit: t3, m6gd, u-6tb1) "." size
 INSTANCE_TYPE_RE = re.compile(
-    r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal(-[0-9]+xl)?)\Z"
+    r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|(?:[1-9][0-9]*)?xlarge|metal(-[1-9][0-9]*xl)?)\Z"
 )
+# The longest EC2 instance type has 20 characters (u7inh-32tb.480xlarge).
+MAX_INSTANCE_TYPE = 32
+# ECS registers at most 5,000 container instances in a cluster (a quota AWS does not raise).
+MAX_INSTANCE_COUNT = 5000
+# A run that dies holds its rack until its lease (wait_timeout plus LEASE_MARGIN) expires.
+MAX_WAIT_TIMEOUT = 86400
 IMAGE_ID_RE = re.compile(r"^ami-[0-9a-f]{8,17}\Z")
-REGION_RE = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-[0-9]+\Z")
+# A region is a DNS label of AWS's endpoints: 63 characters at most.
+REGION_RE = re.compile(r"^(?=.{1,63}\Z)[a-z]{2,4}(-[a-z]+)+-[0-9]+\Z")
+# Networks no instance can be addressed in: "this network", loopback, link-local (where the
+# instance metadata service and the VPC's DNS answer), multicast and the reserved 240.0.0.0/4.
+UNUSABLE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4"))
 
 # Tags the collection owns; users cannot set them through `tags`.
 RESERVED_TAG_KEYS = ("System", "Rack", "Type", "App")
 STATE_TAG_PREFIX = "convox:"
+# AWS's tag limits (IAM, CloudWatch Logs, ELB, ECS: the strictest of the services a rack tags):
+# keys of 1 to 128 characters, values of at most 256, both of letters, digits, spaces and
+# _ . : / = + - @ only; 50 tags a resource. The rack's bucket carries up to 14 tags of the
+# collection (System, Rack, Type, the parameters, version, status, lease), an app's 4.
+TAG_KEY_MAX = 128
+TAG_VALUE_MAX = 256
+TAG_PUNCTUATION = "_.:/=+-@"
+MAX_RACK_USER_TAGS = 50 - 14
+MAX_APP_USER_TAGS = 50 - 4
 
 # While a run holds a rack, its bucket carries convox:status (installing, updating,
 # uninstalling) and convox:lease, the epoch second until which the run may still be working
@@ -102,6 +124,14 @@ RACK_ARGUMENT_SPEC = dict(
 )
 
 
+def shown(value, limit=64):
+    """A value as a message shows it: its repr, cut after `limit` characters."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return "%s... (%d characters)" % (text[:limit], len(value) if isinstance(value, str) else len(text))
+
+
 def validate_name(name, field="name", max_len=MAX_RACK_NAME):
     if not isinstance(name, str) or not name:
         raise ValidationError(field, "is required")
@@ -109,7 +139,7 @@ def validate_name(name, field="name", max_len=MAX_RACK_NAME):
         raise ValidationError(
             field,
             "must be lowercase letters, digits and hyphens, start with a letter and not end with a hyphen"
-            " (got %r)" % name,
+            " (got %s)" % shown(name),
         )
     if len(name) > max_len:
         raise ValidationError(
@@ -122,45 +152,103 @@ def validate_name(name, field="name", max_len=MAX_RACK_NAME):
 def validate_vpc_cidr(value):
     try:
         net = ipaddress.ip_network(value, strict=True)
-    except ValueError as e:
-        raise ValidationError("vpc_cidr", "must be an IPv4 network in CIDR notation with no host bits set (%s)" % e)
+    except (TypeError, ValueError) as e:
+        why = str(e) if len(str(e)) <= 120 else "got %s" % shown(value)
+        raise ValidationError("vpc_cidr", "must be an IPv4 network in CIDR notation with no host bits set (%s)" % why)
     if net.version != 4:
         raise ValidationError("vpc_cidr", "must be an IPv4 network (got %s)" % value)
+    if str(net) != value:
+        # ipaddress also reads netmasks (10.0.0.0/255.255.0.0) and padded prefixes (/016), which
+        # AWS does not; the recorded parameter must also compare equal to what AWS returns.
+        raise ValidationError("vpc_cidr", "must be written in CIDR notation, address/prefix (got %s, which is %s)"
+                              % (shown(value), net))
     if net.prefixlen < 16 or net.prefixlen > 24:
         raise ValidationError(
             "vpc_cidr",
             "must have a prefix between /16 and /24 so that six subnets of /27 or larger fit (got %s)" % value,
         )
+    for unusable in UNUSABLE_NETWORKS:
+        if net.overlaps(unusable):
+            raise ValidationError(
+                "vpc_cidr",
+                "must not overlap %s, where no instance can be addressed (this network, loopback, link-local,"
+                " multicast or reserved addresses; got %s)" % (unusable, value),
+            )
     return net
 
 
-def validate_tags(tags):
+def _tag_length(text):
+    """Length as AWS counts it (UTF-16 code units: a character outside the BMP counts twice)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _tag_text_ok(text):
+    """AWS's tag pattern [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*: letters, separators (spaces), numbers, _.:/=+-@."""
+    return all(c in TAG_PUNCTUATION or unicodedata.category(c)[0] in "LZN" for c in text)
+
+
+def validate_tags(tags, limit=MAX_RACK_USER_TAGS, field="tags"):
+    """The user's tags, as AWS takes them on every resource the collection tags. Values are data: a
+    string, number or boolean, stored as its string; nothing in them is interpreted."""
     if tags is None:
         return
+    if not isinstance(tags, dict):
+        raise ValidationError(field, "must be a dictionary of tag names to values (got %s)" % type(tags).__name__)
+    if len(tags) > limit:
+        raise ValidationError(
+            field, "has %d tags; at most %d fit next to the collection's own (AWS allows 50 a resource)"
+            % (len(tags), limit))
+    seen = {}
     for key, value in tags.items():
-        if not isinstance(key, str) or not key or len(key) > 128:
-            raise ValidationError("tags", "keys must be 1 to 128 characters (got %r)" % (key,))
-        if key.lower().startswith("aws:"):
-            raise ValidationError("tags", "keys may not start with 'aws:' (got %r)" % key)
-        if key in RESERVED_TAG_KEYS or key.startswith(STATE_TAG_PREFIX):
+        if not isinstance(key, str) or not key or _tag_length(key) > TAG_KEY_MAX:
+            raise ValidationError(field, "keys must be 1 to %d characters (got %s)" % (TAG_KEY_MAX, shown(key)))
+        if not _tag_text_ok(key):
             raise ValidationError(
-                "tags", "%r is reserved for the collection (System, Rack, Type, App and convox:*)" % key
-            )
-        if value is None or len(str(value)) > 256:
-            raise ValidationError("tags", "value of %r must be a string of at most 256 characters" % key)
+                field, "keys may hold only letters, digits, spaces and _ . : / = + - @, as AWS requires (got %s)"
+                % shown(key))
+        folded = key.lower()
+        if folded.startswith("aws:"):
+            raise ValidationError(field, "keys may not start with 'aws:' (got %s)" % shown(key))
+        if folded in [k.lower() for k in RESERVED_TAG_KEYS] or folded.startswith(STATE_TAG_PREFIX):
+            raise ValidationError(
+                field, "%s is reserved for the collection (System, Rack, Type, App and convox:*), whatever its case"
+                % shown(key))
+        if folded in seen:
+            raise ValidationError(
+                field, "keys %s and %s differ only in case; IAM roles take them as one key" % (shown(seen[folded]),
+                                                                                              shown(key)))
+        seen[folded] = key
+        if value is None or isinstance(value, (dict, list, tuple, set)):
+            raise ValidationError(
+                field, "value of %s must be a string, a number or a boolean (got %s)" % (shown(key),
+                                                                                         type(value).__name__))
+        text = str(value)
+        if _tag_length(text) > TAG_VALUE_MAX:
+            raise ValidationError(
+                field, "value of %s must be a string of at most %d characters (got %d)" % (shown(key), TAG_VALUE_MAX,
+                                                                                           _tag_length(text)))
+        if not _tag_text_ok(text):
+            raise ValidationError(
+                field, "value of %s may hold only letters, digits, spaces and _ . : / = + - @, as AWS requires"
+                " (got %s)" % (shown(key), shown(text)))
 
 
 def validate_request(params):
     """Validate what the user gave (None means 'not given'); raise ValidationError."""
     validate_name(params["name"])
-    if params.get("instance_type") is not None and not INSTANCE_TYPE_RE.match(params["instance_type"]):
+    itype = params.get("instance_type")
+    if itype is not None and (len(itype) > MAX_INSTANCE_TYPE or not INSTANCE_TYPE_RE.match(itype)):
         raise ValidationError(
             "instance_type",
-            "must look like an EC2 instance type, family.size such as t3.small or m6g.xlarge (got %r)"
-            % params["instance_type"],
+            "must look like an EC2 instance type, family.size such as t3.small or m6g.xlarge, in at most %d"
+            " characters (got %s)" % (MAX_INSTANCE_TYPE, shown(itype)),
         )
     if params.get("instance_count") is not None and params["instance_count"] < 1:
         raise ValidationError("instance_count", "must be at least 1 (got %d)" % params["instance_count"])
+    if params.get("instance_count") is not None and params["instance_count"] > MAX_INSTANCE_COUNT:
+        raise ValidationError(
+            "instance_count", "must be at most %d, the most container instances ECS registers in a cluster (got %d)"
+            % (MAX_INSTANCE_COUNT, params["instance_count"]))
     if params.get("high_availability") and params.get("instance_count") is not None and params["instance_count"] < 3:
         raise ValidationError(
             "instance_count",
@@ -169,17 +257,61 @@ def validate_request(params):
         )
     if params.get("vpc_cidr") is not None:
         validate_vpc_cidr(params["vpc_cidr"])
-    if params.get("log_retention") is not None and params["log_retention"] not in LOG_RETENTION_DAYS:
+    validate_log_retention(params.get("log_retention"))
+    if params.get("image_id") and not IMAGE_ID_RE.match(params["image_id"]):
+        raise ValidationError("image_id", "must be an AMI id such as ami-0123456789abcdef0 (got %s)"
+                              % shown(params["image_id"]))
+    validate_wait_timeout(params.get("wait_timeout"))
+    validate_tags(params.get("tags"))
+
+
+def validate_log_retention(days):
+    if days is not None and days not in LOG_RETENTION_DAYS:
         raise ValidationError(
             "log_retention",
-            "must be one of CloudWatch Logs' retention periods %s (got %d)"
-            % (", ".join(str(d) for d in LOG_RETENTION_DAYS), params["log_retention"]),
+            "must be one of CloudWatch Logs' retention periods %s (got %s)"
+            % (", ".join(str(d) for d in LOG_RETENTION_DAYS), shown(days)),
         )
-    if params.get("image_id") and not IMAGE_ID_RE.match(params["image_id"]):
-        raise ValidationError("image_id", "must be an AMI id such as ami-0123456789abcdef0 (got %r)" % params["image_id"])
-    if params.get("wait_timeout") is not None and params["wait_timeout"] < 1:
-        raise ValidationError("wait_timeout", "must be at least 1 second (got %d)" % params["wait_timeout"])
-    validate_tags(params.get("tags"))
+
+
+def validate_wait_timeout(seconds):
+    if seconds is not None and seconds < 1:
+        raise ValidationError("wait_timeout", "must be at least 1 second (got %d)" % seconds)
+    if seconds is not None and seconds > MAX_WAIT_TIMEOUT:
+        raise ValidationError(
+            "wait_timeout", "must be at most %d seconds (a day): a run that dies holds its rack until wait_timeout"
+            " has passed (got %s)" % (MAX_WAIT_TIMEOUT, shown(seconds)))
+
+
+def validate_uninstall_request(params):
+    """What state=absent uses: the name and wait_timeout (the rack's parameters play no part)."""
+    validate_name(params["name"])
+    validate_wait_timeout(params.get("wait_timeout"))
+
+
+def validate_connection(params, environ=None):
+    """The AWS connection options that boto3 would otherwise refuse with a traceback (endpoint_url,
+    aws_config) or only at the first request (aws_ca_bundle); raise ValidationError naming them."""
+    import botocore.config
+    import botocore.exceptions
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
+    environ = os.environ if environ is None else environ
+    for field, value in (("endpoint_url", params.get("endpoint_url")),
+                         ("endpoint_url (AWS_ENDPOINT_URL)", None if params.get("endpoint_url")
+                          else environ.get("AWS_ENDPOINT_URL"))):
+        if value and not (is_valid_endpoint_url(value) or is_valid_ipv6_endpoint_url(value)):
+            raise ValidationError(field, "must be a URL such as https://ec2.us-east-1.amazonaws.com or"
+                                         " http://127.0.0.1:4566 (got %s)" % shown(value))
+    config = params.get("aws_config")
+    if config:
+        try:
+            botocore.config.Config(**config)
+        except (TypeError, ValueError, botocore.exceptions.BotoCoreError) as e:
+            raise ValidationError("aws_config", "must hold botocore Config settings (%s)" % e)
+    bundle = params.get("aws_ca_bundle")
+    if bundle and not os.path.isfile(bundle):
+        raise ValidationError("aws_ca_bundle", "must be a file of CA certificates (no such file: %s)" % shown(bundle))
 
 
 def effective_parameters(requested, recorded):

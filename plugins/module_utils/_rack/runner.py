@@ -15,15 +15,17 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws
 
 from .aws import Aws
 from .errors import RackError, ValidationError
-from .params import COLLECTION_VERSION, REGION_RE
+from .params import COLLECTION_VERSION, REGION_RE, shown, validate_connection
 
 
 def region_of(module):
+    """The region, once the connection options are known to be usable (before any AWS call)."""
+    validate_connection(module.params)
     region = module.region
     if not region:
         raise ValidationError("region", "is required: set region, AWS_REGION or a profile with a region")
     if not REGION_RE.match(region):
-        raise ValidationError("region", "must be an AWS region name such as us-east-1 (got %r)" % region)
+        raise ValidationError("region", "must be an AWS region name such as us-east-1 (got %s)" % shown(region))
     return region
 
 
@@ -65,8 +67,15 @@ def fail(module, err, aws=None):
 def run_rack_module(module):
     from .service import RackService
 
+    from .params import validate_request, validate_uninstall_request
+
     aws = None
     try:
+        # Before anything else: RackService sets its deadline from wait_timeout.
+        if module.params["state"] == "absent":
+            validate_uninstall_request(module.params)
+        else:
+            validate_request(module.params)
         region = region_of(module)
         aws = make_aws(module)
         service = RackService(aws, region, module.params, module.check_mode)

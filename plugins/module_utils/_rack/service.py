@@ -13,7 +13,7 @@ from __future__ import annotations
 from .aws import Deadline
 from .build import RackBuilder
 from .errors import RackError, ValidationError
-from .lock import with_run_lock
+from .lock import locked_first, with_run_lock
 from .naming import RackNames
 from .observe import Identity, read_rack, tag_dict, user_tags
 from .params import (COLLECTION_VERSION, STATE_TAG_PREFIX, check_immutable, effective_parameters,
@@ -143,7 +143,7 @@ class RackService:
         plan = Plan(self.check_mode)
         builder = RackBuilder(self.aws, self.region, self.identity, state, wanted, tags, plan, self.deadline,
                               p.get("wait", True))
-        plan.before_first_write = first_write or builder.mark_run_status
+        plan.before_first_write = locked_first(first_write, builder.mark_run_status)
         out = builder.converge()
         rolled = self._plan_replacement(builder, state, plan, wanted, out)
         builder.finish()
@@ -296,7 +296,7 @@ class RackService:
         plan = Plan(self.check_mode)
         teardown = RackTeardown(self.aws, state, plan, self.deadline, self.params.get("force", False),
                                 self.params.get("purge_data", False))
-        plan.before_first_write = first_write or teardown.mark_uninstalling
+        plan.before_first_write = locked_first(first_write, teardown.mark_uninstalling)
         kept = teardown.run()
         rack = rack_dict(state, self.region, status="uninstalling" if plan.changed else "uninstalled",
                          extra={"kept_buckets": kept, "kept_repositories": teardown.kept_repositories})
