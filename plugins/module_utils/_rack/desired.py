@@ -60,10 +60,12 @@ def instance_role_policy(partition, region, account, cluster, log_group):
                 "Resource": "*",
             },
             {
+                # Only the rack's apps' repositories, convox/<rack>/<app> (app.AppNames.repository): the
+                # rack's log group name without its leading slash, then the app.
                 "Sid": "PullImages",
                 "Effect": "Allow",
                 "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
-                "Resource": "arn:%s:ecr:%s:%s:repository/*" % (partition, region, account),
+                "Resource": "arn:%s:ecr:%s:%s:repository/%s/*" % (partition, region, account, log_group.lstrip("/")),
             },
             {
                 "Sid": "WriteLogs",
