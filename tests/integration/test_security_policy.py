@@ -1,0 +1,425 @@
+"""docs/policies/operator.json, the IAM policy an operator needs to run the collection, against what
+the collection really does: the whole lifecycle (security_lifecycle.py) recorded through the proxy.
+
+- Every AWS operation recorded maps to its IAM action(s) (OPERATION_ACTIONS for the few whose
+  names differ, the service's own name otherwise); with the actions AWS checks besides the one the
+  operation names (IMPLIED, the one hand-written list of actions), they must all be allowed.
+- Every action the policy allows (its wildcard patterns expanded against the Service Authorization
+  Reference that parliament ships) must be one of those, or one the code calls only where the local
+  AWS cannot take it (CODE_ONLY, each entry checked against the code).
+- parliament (the IAM policy linter from PyPI) finds nothing above LOW that docs/security.md does
+  not explain.
+- The instance role a real install attaches is the one docs/policies/instance-role.json documents.
+
+The matcher is deliberately small: Allow statements only (the policy has no Deny, NotAction or
+NotResource, which the test asserts), an action pattern matched as IAM does (case-insensitive,
+'*' and '?'); resources and conditions are not evaluated, except that every bucket the run touched
+must match a Resource of a statement allowing the action (bucket names are in the recorded paths).
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import glob
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+import security_lifecycle as lc
+
+ROOT = Path(lc.ROOT)
+POLICY = ROOT / "docs" / "policies" / "operator.json"
+INSTANCE_ROLE = ROOT / "docs" / "policies" / "instance-role.json"
+SECURITY_DOC = ROOT / "docs" / "security.md"
+MANAGED_POLICY_LIMIT = 6144  # characters, whitespace not counted (IAM quota for a customer managed policy)
+
+# The IAM prefix of each service, where it differs from the signing name the proxy records.
+IAM_PREFIX = {"tagging": "tag"}
+
+# Operations whose IAM action is not service:Operation (S3's REST API above all).
+OPERATION_ACTIONS = {
+    "s3:PutBucketEncryption": ["s3:PutEncryptionConfiguration"],
+    "s3:GetBucketEncryption": ["s3:GetEncryptionConfiguration"],
+    "s3:DeleteBucketEncryption": ["s3:PutEncryptionConfiguration"],
+    "s3:PutBucketLifecycleConfiguration": ["s3:PutLifecycleConfiguration"],
+    "s3:GetBucketLifecycleConfiguration": ["s3:GetLifecycleConfiguration"],
+    "s3:DeleteBucketLifecycle": ["s3:PutLifecycleConfiguration"],
+    "s3:PutPublicAccessBlock": ["s3:PutBucketPublicAccessBlock"],
+    "s3:GetPublicAccessBlock": ["s3:GetBucketPublicAccessBlock"],
+    "s3:DeletePublicAccessBlock": ["s3:PutBucketPublicAccessBlock"],
+    "s3:DeleteBucketTagging": ["s3:PutBucketTagging"],
+    "s3:ListObjectVersions": ["s3:ListBucketVersions"],
+    "s3:ListObjects": ["s3:ListBucket"],
+    "s3:ListObjectsV2": ["s3:ListBucket"],
+    "s3:HeadBucket": ["s3:ListBucket"],
+    "s3:HeadObject": ["s3:GetObject"],
+    "s3:ListBuckets": ["s3:ListAllMyBuckets"],
+    # The collection deletes versions (every VersionId of the bucket): both are checked.
+    "s3:DeleteObjects": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+    # No permission is needed (AWS answers it even under an explicit deny).
+    "sts:GetCallerIdentity": [],
+    # Made by whoever assumes the operator's role (rack_assume_role_arn, the inventory's
+    # assume_role_arn), not by the role: see "Assuming the operator role" in docs/security.md.
+    "sts:AssumeRole": [],
+}
+
+# What AWS authorizes besides the action an operation names, when the collection calls it the way
+# it does. The only hand-written list of actions here; `sar` says whether the Service Authorization
+# Reference lists the action as a dependent action of the trigger, else `source` says where AWS
+# documents it.
+ASG_DOC = "https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-api-permissions.html"
+IMPLIED = [
+    {"trigger": "autoscaling:CreateAutoScalingGroup",
+     "actions": ["iam:PassRole", "ec2:RunInstances", "ec2:CreateTags", "iam:CreateServiceLinkedRole"],
+     "why": "the launch template names an instance profile and tags volumes; AWS checks that the caller may "
+            "launch from it; AWSServiceRoleForAutoScaling is created on the account's first group",
+     "source": ASG_DOC},
+    {"trigger": "autoscaling:UpdateAutoScalingGroup", "actions": ["iam:PassRole", "ec2:RunInstances", "ec2:CreateTags"],
+     "why": "a new launch template version is checked as on creation", "source": ASG_DOC},
+    {"trigger": "iam:AddRoleToInstanceProfile", "actions": ["iam:PassRole"],
+     "why": "putting a role in an instance profile passes it", "sar": True},
+    {"trigger": "ec2:CreateVpc", "actions": ["ec2:CreateTags"], "why": "TagSpecifications", "sar": True},
+    {"trigger": "ec2:CreateInternetGateway", "actions": ["ec2:CreateTags"], "why": "TagSpecifications", "sar": True},
+    {"trigger": "ec2:CreateSubnet", "actions": ["ec2:CreateTags"], "why": "TagSpecifications", "sar": True},
+    {"trigger": "ec2:CreateRouteTable", "actions": ["ec2:CreateTags"], "why": "TagSpecifications", "sar": True},
+    {"trigger": "ec2:CreateSecurityGroup", "actions": ["ec2:CreateTags"], "why": "TagSpecifications", "sar": True},
+    {"trigger": "ec2:AllocateAddress", "actions": ["ec2:CreateTags"], "why": "TagSpecifications", "sar": True},
+    {"trigger": "ec2:CreateNatGateway", "actions": ["ec2:CreateTags"], "why": "TagSpecifications", "sar": True},
+    {"trigger": "ec2:CreateLaunchTemplate", "actions": ["ec2:CreateTags"], "why": "TagSpecifications", "sar": True},
+    {"trigger": "elasticloadbalancing:CreateLoadBalancer", "actions": ["elasticloadbalancing:AddTags"],
+     "why": "Tags on creation", "sar": True},
+    {"trigger": "elasticloadbalancing:CreateLoadBalancer", "actions": ["iam:CreateServiceLinkedRole"],
+     "why": "AWSServiceRoleForElasticLoadBalancing is created on the account's first load balancer",
+     "source": "https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/elb-service-linked-roles.html"},
+    {"trigger": "elasticloadbalancing:CreateListener", "actions": ["elasticloadbalancing:AddTags"],
+     "why": "Tags on creation", "sar": True},
+    {"trigger": "ecs:CreateCluster", "actions": ["ecs:TagResource", "iam:CreateServiceLinkedRole"],
+     "why": "tags on creation; AWSServiceRoleForECS is created on the account's first cluster",
+     "source": "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/supported-iam-actions-tagging.html"},
+    {"trigger": "ecs:CreateCapacityProvider", "actions": ["ecs:TagResource"], "why": "tags on creation",
+     "source": "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/supported-iam-actions-tagging.html"},
+    {"trigger": "ecr:CreateRepository", "actions": ["ecr:TagResource"], "why": "tags on creation", "sar": True},
+    {"trigger": "ssm:PutParameter", "actions": ["ssm:AddTagsToResource"], "why": "the run lock is created with tags",
+     "source": "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ssm-parameter.html"},
+    {"trigger": "s3:CreateBucket", "actions": ["s3:PutBucketOwnershipControls"],
+     "why": "CreateBucket with ObjectOwnership (x-amz-object-ownership)",
+     "source": "https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html"},
+]
+# Dependent actions the Service Authorization Reference lists for an action the collection calls,
+# which do not apply to the way it calls it.
+NOT_APPLICABLE = {
+    ("ec2:CreateLaunchTemplate", "ssm:GetParameters"): "the template names an AMI id, not an SSM parameter",
+    ("ec2:CreateLaunchTemplateVersion", "ssm:GetParameters"): "the template names an AMI id, not an SSM parameter",
+    ("ec2:DescribeLaunchTemplateVersions", "ssm:GetParameters"): "ResolveAlias is not used",
+    ("ec2:RunInstances", "ssm:GetParameters"): "the launch template names an AMI id, not an SSM parameter",
+}
+# Actions the code calls that the local AWS never makes it call, each with the code that calls it.
+CODE_ONLY = [
+    {"action": "iam:ListAccountAliases", "file": "plugins/module_utils/_rack/fleet.py",
+     "code": '"iam", "list_account_aliases"',
+     "why": "racks on AWS are listed as <account alias>/<rack>; the local AWS is always local/<rack>"},
+    {"action": "iam:ListInstanceProfileTags", "file": "plugins/module_utils/_rack/observe.py",
+     "code": '"iam", "list_instance_profile_tags"',
+     "why": "read only when GetInstanceProfile answers without the profile's tags (the local AWS includes them)"},
+]
+
+
+# -- helpers -----------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lifecycle(tmp_path_factory, local_aws):
+    return lc.shared_lifecycle(tmp_path_factory, local_aws)
+
+
+def _list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def load_policy():
+    return json.loads(POLICY.read_text())
+
+
+def service_authorization_reference():
+    """{prefix: {action name: privilege}} from the Service Authorization Reference parliament ships."""
+    import parliament
+
+    path = Path(parliament.__file__).parent / "iam_definition.json"
+    return {s["prefix"]: {p["privilege"]: p for p in s["privileges"]} for s in json.loads(path.read_text())}
+
+
+SAR = service_authorization_reference()
+
+
+def sar_has(action):
+    prefix, name = action.split(":", 1)
+    return name in SAR.get(prefix, {})
+
+
+def iam_actions(record):
+    """The IAM actions of one recorded operation."""
+    operation = "%s:%s" % (IAM_PREFIX.get(record["service"], record["service"]), record["action"])
+    return OPERATION_ACTIONS.get(operation, [operation])
+
+
+def action_matches(pattern, action):
+    return fnmatch.fnmatchcase(action.lower(), pattern.lower())
+
+
+def allowing(policy, action):
+    return [st for st in policy["Statement"] if st["Effect"] == "Allow"
+            and any(action_matches(p, action) for p in _list(st["Action"]))]
+
+
+def expand(pattern):
+    """The actions of the Service Authorization Reference an Action pattern of the policy allows."""
+    prefix, name = pattern.split(":", 1)
+    return {"%s:%s" % (prefix, a) for a in SAR.get(prefix, {}) if fnmatch.fnmatchcase(a.lower(), name.lower())}
+
+
+def recorded_operations(lifecycle):
+    return sorted({"%s:%s" % (r["service"], r["action"]) for r in lifecycle.records if r["forwarded"]})
+
+
+def needed_actions(lifecycle):
+    """{IAM action: why}: the recorded operations' actions and what they imply."""
+    needed = {}
+    for record in lifecycle.records:
+        if record["forwarded"]:
+            for action in iam_actions(record):
+                needed.setdefault(action, "recorded %s:%s" % (record["service"], record["action"]))
+    for entry in IMPLIED:
+        if entry["trigger"] in needed:
+            for action in entry["actions"]:
+                needed.setdefault(action, "implied by %s: %s" % (entry["trigger"], entry["why"]))
+    return needed
+
+
+# -- the recording is the lifecycle it claims to be ----------------------------------------------------------------
+
+def _results(lifecycle, name):
+    return json.loads((Path(lifecycle.work) / "results" / ("%s.json" % name)).read_text())
+
+
+def _plan(result):
+    return {(c["resource"], c["action"]) for c in result.get("plan", [])}
+
+
+def test_the_recording_covers_the_whole_lifecycle(lifecycle):
+    """Each step did what it is there for, so that the recorded actions are the lifecycle's."""
+    assert [s.name for s in lifecycle.steps if s.rc != (2 if s.name == "refused" else 0)] == []
+    assert not [r for r in lifecycle.records if r.get("fault")], "the recording proxy injects no faults"
+    r = _results(lifecycle, "modules")
+    assert r["planned"]["changed"] and not _results(lifecycle, "modules")["planned"].get("failed")
+    assert r["installed"]["rack"]["status"] == "running" and r["installed"]["rack"]["private_subnet_ids"] == []
+    assert r["rerun"]["changed"] is False, r["rerun"].get("plan")
+    assert r["updated"]["rack"]["parameters"]["instance_type"] == "t3.medium"
+    assert ("instances", "replace") in _plan(r["updated"])
+    assert r["privatised"]["rack"]["private_subnet_ids"] and ("nat_gateway", "create") in _plan(r["privatised"])
+    assert r["private"]["rack"]["parameters"]["high_availability"] is True
+    assert len(r["private"]["rack"]["private_subnet_ids"]) == 3
+    repaired = {(c["resource"], c["action"], tuple(sorted(c.get("changes") or {}))) for c in r["repaired"]["plan"]}
+    for kind, detail in (("security_group", "ingress_remove"), ("iam_role", "trust_policy"), ("route_table", "route"),
+                         ("load_balancer", "subnets"), ("load_balancer", "security_groups"),
+                         ("listener", "default_action"), ("bucket", "ownership")):
+        assert any(k == kind and detail in d for k, _a, d in repaired), (kind, detail, repaired)
+    assert {("repository", "update")} <= _plan(r["web_changed"])
+    assert r["refused"]["failed"] and r["refused_absent"]["failed"]
+    assert {x["name"] for x in r["info_all"]["racks"]} == {lc.PUBLIC, lc.PRIVATE}
+    status = lifecycle.step("status").stdout
+    assert re.search(r"web +running", status) and re.search(r"api +running", status)
+    assert "Switched to local/%s" % lc.PUBLIC in status and "local/%s" % lc.PRIVATE in status
+    assert '"convox"' in lifecycle.step("inventory").stdout
+    awx = lifecycle.step("uninstall-awx").stdout + lifecycle.step("uninstall-purge").stdout
+    assert "kept buckets holding data" in awx
+    operations = recorded_operations(lifecycle)
+    for op in ("ssm:PutParameter", "ec2:CreateNatGateway", "ec2:ReleaseAddress", "s3:DeleteObjects",
+               "ecr:DeleteRepository", "iam:DetachRolePolicy", "ecs:UpdateContainerInstancesState",
+               "ec2:TerminateInstances", "autoscaling:TerminateInstanceInAutoScalingGroup", "tagging:GetResources"):
+        assert op in operations, op
+
+
+# -- the policy against the recording ------------------------------------------------------------------------------
+
+def test_every_recorded_action_is_allowed(lifecycle):
+    policy = load_policy()
+    needed = needed_actions(lifecycle)
+    denied = {a: why for a, why in needed.items() if not allowing(policy, a)}
+    assert not denied, "actions the lifecycle needs that docs/policies/operator.json does not allow:\n" + "\n".join(
+        "  %s (%s)" % item for item in sorted(denied.items()))
+
+
+def test_every_allowed_action_is_used(lifecycle):
+    policy = load_policy()
+    used = set(needed_actions(lifecycle)) | {e["action"] for e in CODE_ONLY}
+    unused = {}
+    for st in policy["Statement"]:
+        for pattern in _list(st["Action"]):
+            actions = expand(pattern)
+            assert actions, "%s matches no action of the Service Authorization Reference" % pattern
+            for action in actions - used:
+                unused[action] = pattern
+    assert not unused, "allowed but never used:\n" + "\n".join("  %s (by %s)" % i for i in sorted(unused.items()))
+
+
+def test_buckets_touched_are_within_the_policys_resources(lifecycle):
+    """The recorded S3 paths name the buckets: each must match a Resource of a statement allowing the action."""
+    policy = load_policy()
+    outside = set()
+    for record in lifecycle.records:
+        if record["forwarded"] and record["service"] == "s3" and record["path"].strip("/"):
+            bucket = record["path"].strip("/").split("/")[0]
+            for action in iam_actions(record):
+                arns = {"arn:aws:s3:::%s" % bucket, "arn:aws:s3:::%s/*" % bucket}
+                if not any(fnmatch.fnmatchcase(arn, r) for st in allowing(policy, action)
+                           for r in _list(st["Resource"]) for arn in arns):
+                    outside.add((action, bucket))
+    assert not outside, sorted(outside)
+
+
+def test_every_action_named_exists_in_the_service_authorization_reference(lifecycle):
+    named = set(needed_actions(lifecycle)) | {e["action"] for e in CODE_ONLY}
+    named |= {a for e in IMPLIED for a in e["actions"] + [e["trigger"]]}
+    assert sorted(a for a in named if not sar_has(a)) == []
+
+
+def test_implied_actions_follow_the_service_authorization_reference(lifecycle):
+    """Each implied action is a dependent action in the reference, or comes with the AWS page saying so;
+    each dependent action the reference lists for a recorded action is implied or does not apply."""
+    for entry in IMPLIED:
+        prefix, name = entry["trigger"].split(":")
+        dependents = {d for rt in SAR[prefix][name]["resource_types"] for d in rt["dependent_actions"]}
+        for action in entry["actions"]:
+            assert (entry.get("sar") and action in dependents) or entry.get("source", "").startswith("https://"), (
+                entry["trigger"], action)
+    needed = needed_actions(lifecycle)
+    missing = []
+    for action in needed:
+        prefix, name = action.split(":")
+        for rt in SAR[prefix][name]["resource_types"]:
+            for dependent in rt["dependent_actions"]:
+                if dependent not in needed and (action, dependent) not in NOT_APPLICABLE:
+                    missing.append((action, dependent))
+    assert not missing, "dependent actions neither implied nor explained: %s" % sorted(set(missing))
+
+
+def test_code_only_actions_are_still_in_the_code():
+    for entry in CODE_ONLY:
+        assert entry["code"] in (ROOT / entry["file"]).read_text(), entry
+
+
+def _code_operations():
+    """Every 'snake_case' string of the plugins that is an operation of a service the collection uses,
+    as {literal: {service:Operation, ...}} (a literal such as tag_resource belongs to several)."""
+    import botocore.session
+    from botocore import xform_name
+
+    session = botocore.session.get_session()
+    services = {"ec2": "ec2", "s3": "s3", "iam": "iam", "sts": "sts", "ssm": "ssm", "ecs": "ecs", "ecr": "ecr",
+                "logs": "logs", "elbv2": "elasticloadbalancing", "autoscaling": "autoscaling",
+                "resourcegroupstaggingapi": "tag"}
+    operations = {}
+    for service, prefix in services.items():
+        for op in session.get_service_model(service).operation_names:
+            operations.setdefault(xform_name(op), set()).add("%s:%s" % (prefix, op))
+    found = {}
+    for path in glob.glob(str(ROOT / "plugins" / "**" / "*.py"), recursive=True):
+        for node in ast.walk(ast.parse(Path(path).read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in operations:
+                found[node.value] = operations[node.value]
+    return found
+
+
+def test_every_operation_the_code_names_is_allowed():
+    """Paths the lifecycle cannot reach still have their permission: every AWS operation named in the
+    plugins maps to an action the policy allows (for a name several services share, one of them)."""
+    policy = load_policy()
+    missing = []
+    for literal, candidates in sorted(_code_operations().items()):
+        if any(OPERATION_ACTIONS.get(op) == [] for op in candidates):
+            continue  # needs no permission of the operator's (sts)
+        actions = [a for op in candidates for a in OPERATION_ACTIONS.get(op, [op])]
+        if not any(allowing(policy, a) for a in actions):
+            missing.append((literal, sorted(candidates)))
+    assert not missing, missing
+
+
+# -- the document itself ---------------------------------------------------------------------------------------------
+
+def test_the_policy_is_plain_and_fits_a_managed_policy():
+    text = POLICY.read_text()
+    policy = json.loads(text)
+    assert policy["Version"] == "2012-10-17"
+    assert len("".join(text.split())) <= MANAGED_POLICY_LIMIT
+    for st in policy["Statement"]:
+        assert st["Effect"] == "Allow" and set(st) <= {"Sid", "Effect", "Action", "Resource", "Condition"}, st
+        for pattern in _list(st["Action"]):
+            assert pattern != "*" and not pattern.endswith(":*"), pattern
+        for condition in st.get("Condition", {}).values():
+            for key, value in condition.items():
+                if key.startswith("aws:RequestTag/") or key.startswith("aws:ResourceTag/"):
+                    assert value == "convox", (key, value)
+
+
+def _parliament_findings(text):
+    import parliament
+    from parliament import analyze_policy_string, enhance_finding
+
+    parliament.override_config(Path(parliament.__file__).parent / "community_auditors" / "config_override.yaml")
+    policy = analyze_policy_string(text, include_community_auditors=True, config=parliament.config)
+    return [enhance_finding(f) for f in policy.findings]
+
+
+def _accepted_findings():
+    """The parliament findings docs/security.md explains: `ISSUE` in the first column of its table."""
+    section = SECURITY_DOC.read_text().split("## Parliament", 1)[1].split("\n## ", 1)[0]
+    return {m.group(1): m.group(0) for m in re.finditer(r"^\| `([A-Z_]+)` \|.*$", section, re.M)}
+
+
+def test_parliament_finds_nothing_unexplained():
+    accepted = _accepted_findings()
+    unexplained, seen = [], set()
+    for finding in _parliament_findings(POLICY.read_text()):
+        if finding.severity in ("MUTE", "INFO", "LOW"):
+            continue
+        seen.add(finding.issue)
+        row = accepted.get(finding.issue)
+        if row is None:
+            unexplained.append((finding.severity, finding.issue, finding.detail))
+            continue
+        # A resource mismatch is explained action by action.
+        for item in finding.detail if finding.issue == "RESOURCE_MISMATCH" else []:
+            if item["action"] not in row:
+                unexplained.append((finding.severity, finding.issue, item))
+    assert not unexplained, unexplained
+    assert not set(accepted) - seen - {"CREDENTIALS_EXPOSURE"}, "explained findings parliament no longer reports"
+
+
+# -- the instance role of a real install ----------------------------------------------------------------------------
+
+def documented_instance_role(partition, region, account, rack):
+    text = INSTANCE_ROLE.read_text()
+    for name, value in (("Partition", partition), ("Region", region), ("Account", account), ("Rack", rack)):
+        text = text.replace("${%s}" % name, value)
+    return json.loads(text)
+
+
+def test_installed_instance_role_is_the_documented_least_set(lifecycle):
+    role = lifecycle.observed["instance_role"]
+    assert role["policy_names"] == ["ecs-container-instance"]
+    assert role["attached"] == []
+    assert role["profile_roles"] == ["convox-%s-%s-instance" % (lc.PUBLIC, lc.REGION)]
+    assert role["trust"] == {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    assert role["policy"] == documented_instance_role("aws", lc.REGION, lc.ACCOUNT, lc.PUBLIC)
+
+
+if os.environ.get("SECURITY_POLICY_REPORT"):  # pragma: no cover - by hand: what the recording maps to
+    def test_print_report(lifecycle):
+        needed = needed_actions(lifecycle)
+        print("\n%d operations recorded, %d IAM actions needed" % (len(recorded_operations(lifecycle)), len(needed)))
+        for action, why in sorted(needed.items()):
+            print("  %-50s %s" % (action, why))
