@@ -161,14 +161,14 @@ def element_errors(element, data, validate_required=True):
         if limit_max is not None and len(value) > int(limit_max):
             errors.append("'%s' value %s is too large (must be no more than %s)." % (var, value, limit_max))
     elif qtype == "integer":
-        if type(value) is not int:  # noqa: E721 - AWX's own test: a bool is not an integer answer
+        if isinstance(value, bool) or not isinstance(value, int):  # AWX tests type(value) != int: no bools
             return ["Value %s for '%s' expected to be an integer." % (value, var)]
         if limit_min is not None and value < int(limit_min):
             errors.append("'%s' value %s is too small (must be at least %s)." % (var, value, limit_min))
         if limit_max is not None and value > int(limit_max):
             errors.append("'%s' value %s is too large (must be no more than %s)." % (var, value, limit_max))
     elif qtype == "float":
-        if type(value) not in (float, int):
+        if isinstance(value, bool) or not isinstance(value, (float, int)):
             return ["Value %s for '%s' expected to be a numeric type." % (value, var)]
         if limit_min is not None and value < float(limit_min):
             errors.append("'%s' value %s is too small (must be at least %s)." % (var, value, limit_min))
