@@ -12,8 +12,8 @@
   a role to assume (the "Convox assume role" credential type, external id included).
 - The racks inventory source updated under the environment AWX sets for inventory updates.
 
-The tests of a module share one rack and run in order; they work in accounts of their own of the
-local AWS (moto keeps one set of resources per account)."""
+Each life is one test (its steps in order); the tests work in accounts of their own of the local AWS
+(moto keeps one set of resources per account)."""
 
 from __future__ import annotations
 
@@ -490,9 +490,21 @@ def show_msg(job, task):
     return results[-1]["event_data"]["res"]["msg"]
 
 
-# The one rack of the templates, through its life: with the AWS credential's three variables only.
+# One rack through its life, with the AWS credential's three variables only (the steps below, in
+# order: one test, so that pytest-xdist cannot hand the steps of a life to different workers).
 
-def test_install_rack(launch, local_aws, aws_credential):
+def test_lifecycle_with_the_aws_credential(launch, controller, proxy, local_aws, aws_credential):
+    step_install_rack(launch, local_aws, aws_credential)
+    step_rack_status(launch, aws_credential)
+    step_racks_inventory_source(controller, local_aws, aws_credential, proxy)
+    step_update_rack(launch, local_aws, aws_credential)
+    step_create_app(launch, local_aws, aws_credential)
+    step_delete_app_needs_the_rack_name_again(launch, local_aws, aws_credential)
+    step_uninstall_needs_the_rack_name_again(launch, local_aws, aws_credential)
+    step_uninstall_rack(launch, local_aws, aws_credential)
+
+
+def step_install_rack(launch, local_aws, aws_credential):
     job = launch("install_rack", {"rack": RACK, "rack_region": REGION, "rack_high_availability": "false"},
                  [aws_credential])
     assert job.extra_vars["rack_instance_type"] == "t3.small"     # the survey's defaults came along
@@ -507,7 +519,7 @@ def test_install_rack(launch, local_aws, aws_credential):
     assert_no_secret_left(job, secrets_of(aws_credential))
 
 
-def test_rack_status(launch, aws_credential):
+def step_rack_status(launch, aws_credential):
     job = launch("rack_status", {"rack": RACK, "rack_region": REGION}, [aws_credential])
     lines = show_msg(job, "Show rack %s" % RACK)
     assert "Name        local/%s" % RACK in lines and "Status      running" in lines
@@ -517,7 +529,7 @@ def test_rack_status(launch, aws_credential):
     assert_no_secret_left(job, secrets_of(aws_credential))
 
 
-def test_racks_inventory_source(controller, local_aws, aws_credential, proxy):
+def step_racks_inventory_source(controller, local_aws, aws_credential, proxy):
     """The inventory source file, updated as AWX updates an inventory source (ansible-inventory --list
     --export, ANSIBLE_INVENTORY_UNPARSED_FAILED and ANSIBLE_INVENTORY_EXPORT set)."""
     proxy.clear()
@@ -545,7 +557,7 @@ def test_racks_inventory_source(controller, local_aws, aws_credential, proxy):
     assert "'mars-1' is not an AWS region name" in update.stdout
 
 
-def test_update_rack(launch, local_aws, aws_credential):
+def step_update_rack(launch, local_aws, aws_credential):
     job = launch("update_rack", {"rack": RACK, "rack_region": REGION, "rack_instance_count": 2}, [aws_credential])
     assert job.extra_vars["rack_instance_type"] == ""     # blank: kept
     assert re.match(r"rack %s is running: \d+ change\(s\)$" % RACK, show_msg(job, "Show what was done"))
@@ -555,7 +567,7 @@ def test_update_rack(launch, local_aws, aws_credential):
     assert_no_secret_left(job, secrets_of(aws_credential))
 
 
-def test_create_app(launch, local_aws, aws_credential):
+def step_create_app(launch, local_aws, aws_credential):
     job = launch("create_app", {"rack": RACK, "rack_region": REGION, "app": APP}, [aws_credential])
     assert re.match(r"app %s of rack %s is running: \d+ change\(s\)$" % (APP, RACK), show_msg(job, "Show what was done"))
     logs = client(local_aws, aws_credential, "logs")
@@ -564,7 +576,7 @@ def test_create_app(launch, local_aws, aws_credential):
     assert_no_secret_left(job, secrets_of(aws_credential))
 
 
-def test_delete_app_needs_the_rack_name_again(launch, local_aws, aws_credential):
+def step_delete_app_needs_the_rack_name_again(launch, local_aws, aws_credential):
     answers = {"rack": RACK, "rack_region": REGION, "app": APP}
     with pytest.raises(LaunchRefused, match="'rack_confirm' value missing"):
         launch.controller.launch(template("delete_app"), answers, [aws_credential])
@@ -583,7 +595,7 @@ def test_delete_app_needs_the_rack_name_again(launch, local_aws, aws_credential)
     assert_no_secret_left(job, secrets_of(aws_credential))
 
 
-def test_uninstall_needs_the_rack_name_again(launch, local_aws, aws_credential):
+def step_uninstall_needs_the_rack_name_again(launch, local_aws, aws_credential):
     answers = {"rack": RACK, "rack_region": REGION}
     with pytest.raises(LaunchRefused, match="'rack_confirm' value missing"):
         launch.controller.launch(template("uninstall_rack"), answers, [aws_credential])
@@ -598,7 +610,7 @@ def test_uninstall_needs_the_rack_name_again(launch, local_aws, aws_credential):
     assert rack_of(local_aws, aws_credential, RACK)["convox:status"] == "running"
 
 
-def test_uninstall_rack(launch, local_aws, aws_credential):
+def step_uninstall_rack(launch, local_aws, aws_credential):
     job = launch("uninstall_rack", {"rack": RACK, "rack_region": REGION, "rack_confirm": RACK, "rack_purge_data": "true"},
                  [aws_credential])
     assert re.match(r"rack %s is uninstalled: \d+ change\(s\)$" % RACK, show_msg(job, "Show what was done"))
@@ -609,7 +621,16 @@ def test_uninstall_rack(launch, local_aws, aws_credential):
     assert_no_secret_left(job, secrets_of(aws_credential))
 
 
-# A role to assume: the AWS credential's keys only assume it; everything else is done with the role's.
+# Another rack through its life with a role to assume: the AWS credential's keys only assume it;
+# everything else is done with the role's keys.
+
+def test_lifecycle_through_a_role(launch, controller, proxy, local_aws, sts_recorder, aws_credential, role_credential):
+    step_install_through_a_role(launch, local_aws, sts_recorder, aws_credential, role_credential)
+    step_status_and_inventory_through_a_role(launch, controller, proxy, local_aws, sts_recorder, aws_credential,
+                                             role_credential)
+    step_a_role_that_cannot_be_assumed(launch, aws_credential)
+    step_create_app_and_uninstall_through_a_role(launch, local_aws, sts_recorder, aws_credential, role_credential)
+
 
 def assert_through_role(job, recorder, aws_credential, assumed_before):
     """STS AssumeRole signed by the credential's key (with its token), for the role, with its external id;
@@ -631,7 +652,7 @@ def session_keys(session):
     return session["access_key_id"], session["secret_access_key"], session["session_token"]
 
 
-def test_install_through_a_role(launch, local_aws, sts_recorder, aws_credential, role_credential):
+def step_install_through_a_role(launch, local_aws, sts_recorder, aws_credential, role_credential):
     before = len(sts_recorder.assumed)
     job = launch("install_rack", {"rack": ROLE_RACK, "rack_region": REGION, "rack_high_availability": "false",
                                   "rack_instance_type": "t3.micro"}, [aws_credential, role_credential])
@@ -646,7 +667,7 @@ def test_install_through_a_role(launch, local_aws, sts_recorder, aws_credential,
     assert_no_secret_left(job, secrets_of(aws_credential, role_credential, recorder=sts_recorder))
 
 
-def test_status_and_inventory_through_a_role(launch, controller, proxy, local_aws, sts_recorder, aws_credential,
+def step_status_and_inventory_through_a_role(launch, controller, proxy, local_aws, sts_recorder, aws_credential,
                                              role_credential):
     before = len(sts_recorder.assumed)
     job = launch("rack_status", {"rack": ROLE_RACK, "rack_region": REGION}, [aws_credential, role_credential])
@@ -664,7 +685,7 @@ def test_status_and_inventory_through_a_role(launch, controller, proxy, local_aw
     assert_through_role(update, sts_recorder, aws_credential, before)
 
 
-def test_a_role_that_cannot_be_assumed(launch, aws_credential):
+def step_a_role_that_cannot_be_assumed(launch, aws_credential):
     bad = awx_launch.custom_credential(awx_launch.credential_type(), {"role_arn": "not-a-role", "external_id": EXTERNAL_ID})
     job = launch("rack_status", {"rack": ROLE_RACK, "rack_region": REGION}, [aws_credential, bad], expect="failed")
     [failure] = job.failed()
@@ -676,7 +697,7 @@ def test_a_role_that_cannot_be_assumed(launch, aws_credential):
     assert_no_secret_left(job, secrets_of(aws_credential, bad))
 
 
-def test_create_app_and_uninstall_through_a_role(launch, local_aws, sts_recorder, aws_credential, role_credential):
+def step_create_app_and_uninstall_through_a_role(launch, local_aws, sts_recorder, aws_credential, role_credential):
     creds = [aws_credential, role_credential]
     before = len(sts_recorder.assumed)
     job = launch("create_app", {"rack": ROLE_RACK, "rack_region": REGION, "app": APP}, creds)
