@@ -89,7 +89,7 @@ options:
         own (V(System), V(Rack), V(Type)), which cannot be overridden (nor can V(App) and C(convox:*),
         in any case).
       - As AWS takes tags on every resource of a rack, keys of 1 to 128 characters and values of at
-        most 256, of letters, digits, spaces and C(_ . : / = + - @) only; keys that differ only in case
+        most 256, of letters, digits, spaces and C(_.:/=+-@) only; keys that differ only in case
         are refused (IAM roles take them as one); at most 36 tags. Values are data, never templates.
       - Unset leaves the rack's tags alone.
     type: dict

@@ -244,10 +244,10 @@ PLAYBOOKS = {
     "uninstall_rack.yml": ({"rack": "input-props"}, {
         "rack": (bad_names.filter(bool), "name"), "rack_wait_timeout": (bad_waits, "wait_timeout"),
         "rack_force": (bad_bools, "rack_force"), "rack_purge_data": (bad_bools, "rack_purge_data")}, 2),
-    "update_rack.yml": ({"rack": "input-props"}, {"rack": (bad_names.filter(bool), "name"),
-                                                 "rack_region": (bad_regions, "region")}, 2),
-    "rack_status.yml": ({"rack": "input-props"}, {"rack": (bad_names.filter(bool), "name"),
-                                                 "rack_region": (bad_regions, "region")}, 2),
+    "update_rack.yml": ({"rack": "input-props"}, {
+        "rack": (bad_names.filter(bool), "name"), "rack_region": (bad_regions, "region")}, 2),
+    "rack_status.yml": ({"rack": "input-props"}, {
+        "rack": (bad_names.filter(bool), "name"), "rack_region": (bad_regions, "region")}, 2),
     "create_app.yml": ({"rack": "input-props", "app": "web"}, {
         "rack": (bad_names.filter(bool), "rack"), "app": (bad_names.filter(bool), "name"),
         "app_log_retention": (bad_retention, "log_retention"), "app_tags": (bad_tags, "tags"),
@@ -257,8 +257,9 @@ PLAYBOOKS = {
         "app_purge_data": (bad_bools, "app_purge_data")}, 2),
     "apps.yml": ({"rack": "input-props"}, {"rack": (bad_names.filter(bool), "rack"), "app": (bad_names.filter(bool), "name")},
                  1),
-    "switch.yml": ({"rack": "input-props"}, {"rack_region": (bad_regions, "region"), "rack_regions": (st.lists(bad_regions, min_size=1,
-                                                                                          max_size=2), "region")}, 1),
+    "switch.yml": ({"rack": "input-props"}, {
+        "rack_region": (bad_regions, "region"),
+        "rack_regions": (st.lists(bad_regions, min_size=1, max_size=2), "region")}, 1),
     "racks.yml": ({}, {"rack_region": (bad_regions, "region")}, 1),
 }
 
@@ -278,8 +279,8 @@ PLAYBOOK_CASES = [(playbook, variable, value) for playbook, (_base, table, runs)
 
 @pytest.mark.parametrize("playbook, variable, value", PLAYBOOK_CASES,
                          ids=["%s-%s-%d" % (c[0][:-4], c[1], i) for i, c in enumerate(PLAYBOOK_CASES)])
-def test_a_playbook_refuses_an_invalid_variable_before_any_aws_request(playbook, variable, value, proxied, aws_proxy,
-                                                                     tmp_path):
+def test_a_playbook_refuses_an_invalid_variable_before_any_aws_request(
+        playbook, variable, value, proxied, aws_proxy, tmp_path):
     base, table, _runs = PLAYBOOKS[playbook]
     word = table[variable][1]
     proc = run_playbook(proxied, os.path.join(ROOT, "playbooks", playbook), tmp_path, dict(base, **{variable: value}))

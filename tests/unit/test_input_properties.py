@@ -249,8 +249,9 @@ invalid_waits = st.one_of(st.integers(-10 ** 30, 0), st.integers(MAX_WAIT + 1, 1
 
 REAL_REGIONS = sorted({r for p in botocore.session.get_session().get_available_partitions()
                        for r in botocore.session.get_session().get_available_regions("ec2", partition_name=p)})
-valid_regions = st.one_of(st.sampled_from(REAL_REGIONS), st.from_regex(r"[a-z]{2,4}(-[a-z]{1,12}){1,3}-[0-9]{1,2}",
-                                                                     fullmatch=True)).filter(region_ok)
+valid_regions = st.one_of(
+    st.sampled_from(REAL_REGIONS),
+    st.from_regex(r"[a-z]{2,4}(-[a-z]{1,12}){1,3}-[0-9]{1,2}", fullmatch=True)).filter(region_ok)
 invalid_regions = st.one_of(
     anything.filter(bool), st.sampled_from(REAL_REGIONS).map(str.upper), st.sampled_from(REAL_REGIONS).map(lambda r: r + "a"),
     st.sampled_from(REAL_REGIONS).map(lambda r: r.rsplit("-", 1)[0]),
@@ -749,9 +750,9 @@ def aws_environment(monkeypatch):
 
 
 COMMON_INVALID = {
-    "region": invalid_regions, "aws_region": invalid_regions, "endpoint_url": invalid_regions.filter(bool).map(
-        lambda s: "not a url " + s), "aws_config": st.dictionaries(st.sampled_from(["colour", "retry", "timeout"]),
-                                                                     st.integers(), min_size=1, max_size=2),
+    "region": invalid_regions, "aws_region": invalid_regions,
+    "endpoint_url": invalid_regions.filter(bool).map(lambda s: "not a url " + s),
+    "aws_config": st.dictionaries(st.sampled_from(["colour", "retry", "timeout"]), st.integers(), min_size=1, max_size=2),
     "aws_ca_bundle": st.from_regex(r"/nonexistent/[a-z]{1,10}\.pem", fullmatch=True),
     "validate_certs": invalid_bools, "debug_botocore_endpoint_logs": invalid_bools,
 }

@@ -215,8 +215,8 @@ def validate_tags(tags, limit=MAX_RACK_USER_TAGS, field="tags"):
                 % shown(key))
         if folded in seen:
             raise ValidationError(
-                field, "keys %s and %s differ only in case; IAM roles take them as one key" % (shown(seen[folded]),
-                                                                                              shown(key)))
+                field, "keys %s and %s differ only in case; IAM roles take them as one key"
+                % (shown(seen[folded]), shown(key)))
         seen[folded] = key
         if value is None or isinstance(value, (dict, list, tuple, set)):
             raise ValidationError(
