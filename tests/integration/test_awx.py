@@ -286,6 +286,17 @@ def test_execution_environment_build_context(collection, tmp_path):
     assert pins == [], "meta/requirements.txt pins versions: %s" % pins
 
 
+# -- the command line is unchanged -----------------------------------------------------------------------------
+
+def test_command_line_uninstall_and_delete_need_no_confirmation(runner):
+    """Outside AWX (no awx_job_id), uninstall_rack.yml and delete_app.yml take no rack_confirm."""
+    proc = runner.playbook("playbooks/uninstall_rack.yml", {"rack": "awx-cli-none"})
+    assert "rack awx-cli-none is uninstalled: no change" in proc.stdout
+    assert "rack_confirm" not in proc.stdout
+    proc = runner.playbook("playbooks/delete_app.yml", {"rack": "awx-cli-none", "app": "web"}, expect_rc=None)
+    assert "rack_confirm" not in proc.stdout
+
+
 # -- the setup playbook, against AWX's API ---------------------------------------------------------------------
 
 def test_setup_playbook_defines_everything_in_awx(tmp_path):
