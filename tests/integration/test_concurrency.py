@@ -21,9 +21,8 @@ from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, 
 from conftest import PLAYBOOKS, ROOT, VENV_BIN, live_tagged
 
 
-
 def lock_aws(local_aws):
-    return Aws(lambda service: local_aws.client(service))
+    return Aws(local_aws.client)
 
 
 def lock_value(local_aws, rack):
@@ -133,7 +132,7 @@ def start(runner, module_args, module_name="rack"):
 
 
 def finish(proc, path):
-    out, _ = proc.communicate(timeout=600)
+    out = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, out[-4000:]
     with open(path, encoding="utf-8") as f:
         result = json.load(f)

@@ -38,6 +38,11 @@ MAX_ATTEMPTS = 8
 BACKOFF = dict(delay=1, backoff=2.0, max_delay=20)
 
 
+def _sleep(seconds):
+    """time.sleep, looked up when called (tests replace the module's time)."""
+    time.sleep(seconds)
+
+
 def _transient(error, extra=()):
     """Whether an exception from botocore is worth another attempt."""
     if isinstance(error, botocore.exceptions.ClientError):
@@ -56,7 +61,7 @@ class Aws:
         self.calls = []
         self.retries = 0          # attempts repeated after a transient error, over the run
         self.deadline = deadline  # the run's Deadline, set by the service; None: MAX_ATTEMPTS only
-        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
+        self._sleep = sleep or _sleep
 
     def client(self, service):
         if service not in self._clients:
@@ -133,8 +138,8 @@ class Aws:
         if attempts > 1 or hasattr(cause, "convox_deadline"):
             error.details["attempts"] = attempts
             if hasattr(cause, "convox_deadline"):
-                error.msg += "; gave up after %d attempts: wait_timeout (%ds) ran out" % (attempts,
-                                                                                            cause.convox_deadline)
+                error.msg += "; gave up after %d attempts: wait_timeout (%ds) ran out" % (
+                    attempts, cause.convox_deadline)
             else:
                 error.msg += "; gave up after %d attempts" % attempts
             error.args = (error.msg,)
@@ -146,7 +151,7 @@ class Deadline:
 
     def __init__(self, seconds, clock=time.monotonic, sleep=time.sleep):
         self._clock = clock
-        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
+        self._sleep = sleep
         self.end = clock() + seconds
         self.seconds = seconds
 
