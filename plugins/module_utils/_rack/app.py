@@ -29,10 +29,12 @@ import re
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from . import desired as D
+from .aws import Deadline
 from .errors import AWSCallError, RackError, ValidationError
+from .lock import with_run_lock
 from .naming import RackNames, system_tags
 from .observe import Identity, is_ours, read_bucket_tags_tolerant, tag_dict, user_tags
-from .params import (DEFAULTS, LOG_RETENTION_DAYS, STATE_TAG_PREFIX, lease_active, merge_user_tags,
+from .params import (DEFAULT_WAIT_TIMEOUT, DEFAULTS, LOG_RETENTION_DAYS, STATE_TAG_PREFIX, lease_active, merge_user_tags,
                      parameters_from_tags, validate_name, validate_tags)
 from .plan import Plan
 from .runner import fail, make_aws, region_of
@@ -624,14 +626,28 @@ class AppService:
         self.region = region
         self.params = params
         self.check_mode = check_mode
+        # The app module has no wait_timeout: waits (for the rack's run lock) and retries end
+        # after the rack module's default.
+        self.deadline = Deadline(DEFAULT_WAIT_TIMEOUT)
+        aws.deadline = self.deadline
+        self.warnings = []
+        self.with_run_lock = with_run_lock
 
     def _names(self):
         self.identity = Identity(self.aws)
         return AppNames(self.params["rack"], self.params["name"], self.region, self.identity.account)
 
+    def _locked(self, operation, run):
+        """run(first_write) under the rack's run lock: an app changes while no other run changes its rack."""
+        return self.with_run_lock(self.aws, self.params["rack"], self.deadline,
+                                  "%s of app %s" % (operation, self.params["name"]), self.check_mode, run, self.warnings)
+
     def present(self):
+        validate_app_request(self.params)
+        return self._locked("create or update", self._present)
+
+    def _present(self, first_write):
         p = self.params
-        validate_app_request(p)
         names = self._names()
         rack_parameters = find_rack(self.aws, names.rack_names)
         state = read_app(self.aws, names)
@@ -642,7 +658,7 @@ class AppService:
             "immutable_tags": bool(p.get("immutable_tags")),
             "tags": merge_user_tags(before_tags, p.get("tags"), p.get("purge_tags", True)),
         }
-        plan = Plan(self.check_mode)
+        plan = Plan(self.check_mode, before_first_write=first_write)
         builder = AppBuilder(self.aws, self.identity, state, wanted, plan)
         builder.converge()
         app = self._result_app(state, wanted, plan, builder.repository_uri)
@@ -672,11 +688,14 @@ class AppService:
         return app
 
     def absent(self):
+        validate_app_request(self.params)
+        return self._locked("delete", self._absent)
+
+    def _absent(self, first_write):
         p = self.params
-        validate_app_request(p)
         names = self._names()
         state = read_app(self.aws, names)
-        plan = Plan(self.check_mode)
+        plan = Plan(self.check_mode, before_first_write=first_write)
         kept = AppTeardown(self.aws, state, plan, p.get("purge_data", False)).run()
         app = app_dict(state, self.region, status="deleting" if plan.changed and self.check_mode else "deleted")
         before = {"exists": state.exists, "registered": state.registered}
@@ -725,6 +744,8 @@ def run_app_module(module):
         fail(module, e, aws)
     if not module._diff:
         result.pop("diff", None)
+    for warning in service.warnings:
+        module.warn(warning)
     module.exit_json(**result)
 
 
