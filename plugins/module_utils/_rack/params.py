@@ -63,6 +63,10 @@ LEASE_TAG = STATE_TAG_PREFIX + "lease"
 LEASE_MARGIN = 300
 
 
+# How long a run may wait for AWS, unless wait_timeout says otherwise.
+DEFAULT_WAIT_TIMEOUT = 900
+
+
 def lease_until(wait_timeout, now=None):
     return str(int((now if now is not None else time.time()) + wait_timeout + LEASE_MARGIN))
 
@@ -118,7 +122,7 @@ RACK_ARGUMENT_SPEC = dict(
     tags=dict(type="dict", aliases=["resource_tags"]),
     purge_tags=dict(type="bool", default=True),
     wait=dict(type="bool", default=True),
-    wait_timeout=dict(type="int", default=900),
+    wait_timeout=dict(type="int", default=DEFAULT_WAIT_TIMEOUT),
     force=dict(type="bool", default=False),
     purge_data=dict(type="bool", default=False),
 )
