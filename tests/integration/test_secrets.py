@@ -189,12 +189,7 @@ def test_steps_are_the_lifecycles(lifecycle):
     assert [(s.name, s.creds) for s in lifecycle.steps] == STEPS
 
 
-@pytest.mark.parametrize("name,creds", [
-    pytest.param(*step, marks=pytest.mark.xfail(
-        strict=True, reason="roles/app and roles/rack pass access_key/secret_key/session_token as "
-        "'{{ rack_aws.x | default(omit) }}': an omitted option still overrides module_defaults, so the "
-        "environment's keys are used instead of group/convox.rack.aws's")) if step[0] == "apps-delete" else step
-    for step in STEPS])
+@pytest.mark.parametrize("name,creds", STEPS)
 def test_the_credentials_given_are_the_ones_used(lifecycle, name, creds):
     step = lifecycle.step(name)
     keys = collections.Counter(r["access_key"] for r in lifecycle.records[step.first_record:step.last_record])
