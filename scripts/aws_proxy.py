@@ -16,6 +16,11 @@ it, whether a session token came with it). At the rate and seed it is given it a
 Dropped connections happen *before* forwarding: the request never reaches AWS. A response lost
 after AWS acted (kind ``lost``, not in the default mix) is available to tests that want it.
 
+A hook (callable(Record)) sees every AWS request before it is answered; what it returns, when it
+is a fault kind, is the fault of that request (whatever was drawn): a test can kill the client
+after its Nth call and choose whether that call still reaches AWS ("drop": it does not, "lost": it
+does and its answer is lost, None: it goes on as drawn).
+
 Used in-process by the tests (``AwsProxy``) and standalone:
   python scripts/aws_proxy.py --upstream http://127.0.0.1:4566 --port 4599 \
       --fault-rate 0.1 --seed 7 --record /tmp/actions.jsonl
@@ -193,7 +198,9 @@ class AwsProxy:
     faults: the kinds to draw from (FAULT_KINDS by default), uniformly.
     match: optional predicate(Record) -> bool; only matching requests may be faulted.
     hook: optional callable(Record), called for every AWS request before it is answered (a
-    test can kill a process after the Nth call from it).
+    test can kill a process after the Nth call from it); a fault kind it returns replaces the
+    drawn one for that request. An exception in the hook is kept in `hook_errors` and the request
+    then goes on as drawn.
     """
 
     def __init__(self, upstream, fault_rate=0.0, seed=0, faults=FAULT_KINDS, slow_seconds=(0.2, 1.0),
@@ -203,13 +210,15 @@ class AwsProxy:
         self.records = []
         self.host, self.port = host, port
         self.hook = hook
+        self.hook_errors = []
         self.record_file = record_file
         self._server = None
         self._thread = None
         self.configure(fault_rate=fault_rate, seed=seed, faults=faults, slow_seconds=slow_seconds, match=match)
 
-    def configure(self, fault_rate=None, seed=None, faults=None, slow_seconds=None, match=None):
-        """Change the fault settings of the running proxy (None leaves a setting as it is)."""
+    def configure(self, fault_rate=None, seed=None, faults=None, slow_seconds=None, match=None, hook=None):
+        """Change the settings of the running proxy (None leaves a setting as it is; match=False
+        and hook=False remove the predicate and the hook)."""
         with self.lock:
             if fault_rate is not None:
                 if not 0.0 <= fault_rate <= 1.0:
@@ -228,6 +237,8 @@ class AwsProxy:
                 self.match = match if callable(match) else None
             elif not hasattr(self, "match"):
                 self.match = None
+            if hook is not None:
+                self.hook = hook if callable(hook) else None
 
     # --- what passed ---------------------------------------------------------------------
     def clear(self):
@@ -244,8 +255,24 @@ class AwsProxy:
         return {r.name for r in self.forwarded()}
 
     def fault_counts(self):
+        """Faults answered, by kind."""
         with self.lock:
             return Counter(r.fault for r in self.records if r.fault)
+
+    def faults_by_action(self):
+        """Faults answered, by ('service:Action', kind)."""
+        with self.lock:
+            return Counter((r.name, r.fault) for r in self.records if r.fault)
+
+    def summary(self):
+        """What a run cost: requests seen, forwarded, faults by kind, and the requests the client
+        had to send again (every fault but `slow`, which answers late but answers)."""
+        with self.lock:
+            records = list(self.records)
+        faults = Counter(r.fault for r in records if r.fault)
+        return {"requests": len(records), "forwarded": sum(1 for r in records if r.forwarded),
+                "faults": dict(sorted(faults.items())),
+                "resent": sum(n for kind, n in faults.items() if kind != "slow")}
 
     # --- life ------------------------------------------------------------------------------
     @property
@@ -257,7 +284,7 @@ class AwsProxy:
 
         class Handler(_Handler):
             owner = proxy
-        self._server = http.server.ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server = _Server((self.host, self.port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="aws-proxy", daemon=True)
         self._thread.start()
@@ -295,6 +322,14 @@ class AwsProxy:
                 f.write(json.dumps(asdict(record)) + "\n")
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A client that went away (killed by a test, or gave up) is no error of the proxy's."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     owner = None  # the AwsProxy, set by a subclass
     protocol_version = "HTTP/1.1"
@@ -330,8 +365,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         access_key=access_key, has_token=bool(headers.get("x-amz-security-token")),
                         started=time.time())
         fault, slow = proxy._admit(record)
-        if proxy.hook:
-            proxy.hook(record)
+        hook = proxy.hook
+        if hook:
+            try:
+                override = hook(record)
+            except Exception as e:  # noqa: BLE001 - a test's hook must not leave the client unanswered
+                proxy.hook_errors.append("%s: %r" % (record.name, e))
+                override = None
+            if override is not None:
+                if override not in FAULT_KINDS and override != "lost":
+                    proxy.hook_errors.append("%s: unknown fault kind %r" % (record.name, override))
+                else:
+                    with proxy.lock:
+                        record.fault = fault = override
+                        slow = proxy.random.uniform(*proxy.slow_seconds) if fault == "slow" else 0.0
         try:
             if fault in ("throttle", "500", "503"):
                 status, hdrs, payload = error_response(service, fault, str(uuid.uuid4()))
@@ -355,8 +402,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _forward(self, body, record, lose=False):
         up = self.owner.upstream
         conn = http.client.HTTPConnection(up.hostname, up.port or 80, timeout=300)
+        # Expect: 100-continue was answered by this server already (BaseHTTPRequestHandler), and
+        # the body is whole: the upstream gets a plain request.
         headers = {k: v for k, v in self.headers.items()
-                   if k.lower() not in ("connection", "transfer-encoding", "keep-alive", "proxy-connection")}
+                   if k.lower() not in ("connection", "transfer-encoding", "keep-alive", "proxy-connection", "expect")}
         headers["Content-Length"] = str(len(body))
         try:
             conn.request(self.command, self.path, body=body, headers=headers)
@@ -367,11 +416,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 record.status = resp.status
             if lose:
                 self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:  # the client is gone already (a test killed it)
+                    pass
                 return
+            head = self.command == "HEAD"
+            # A HEAD answer has no body but tells the length of the one GET would return (S3's
+            # HeadObject ContentLength): keep the upstream's Content-Length for it.
             out = [(k, v) for k, v in resp.getheaders()
-                   if k.lower() not in ("transfer-encoding", "connection", "content-length", "keep-alive")]
-            out.append(("Content-Length", str(len(payload))))
+                   if k.lower() not in ("transfer-encoding", "connection", "keep-alive")
+                   and (head or k.lower() != "content-length")]
+            if not head:
+                out.append(("Content-Length", str(len(payload))))
             self._send(resp.status, out, b"" if self.command == "HEAD" else payload)
         finally:
             conn.close()
