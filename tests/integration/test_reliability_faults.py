@@ -1,0 +1,263 @@
+"""Faults: every playbook of a rack's life, run through a proxy (scripts/aws_proxy.py) that answers
+10% of AWS calls with throttling errors, 500s, 503s, slow answers and dropped connections, still
+succeeds, and leaves AWS exactly as a fault-free run does: the account is pictured after each step
+(every VPC, subnet, NAT gateway, elastic IP, load balancer, bucket, group, role, log group... with
+its settings; see reliability.Picture) and compared with a fault-free run in another account.
+With faults that never stop, a run fails within wait_timeout naming the call that kept failing.
+A response lost after AWS acted (the proxy's `lost`) is tested separately: see the tests below.
+
+The retries each run took are printed (pytest -rA, or RELIABILITY_REPORT=<file> keeps them as
+JSON lines) and summarised in docs/reliability.md."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import boto3
+import botocore
+import pytest
+from botocore import xform_name
+
+import reliability as R
+from conftest import REGION
+
+SEED = 20266
+
+
+@pytest.fixture()
+def shared_dir(tmp_path_factory, worker_id):
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if worker_id != "master" else base
+
+
+@pytest.fixture()
+def base(local_aws, shared_dir):
+    return R.baseline(local_aws, shared_dir)
+
+
+# -- the proxy itself ---------------------------------------------------------------------------------------------
+def _client(proxy, service, attempts=1):
+    return boto3.client(service, region_name=REGION, endpoint_url=proxy.url, aws_access_key_id="testing",
+                        aws_secret_access_key="testing",
+                        config=botocore.config.Config(retries={"total_max_attempts": attempts, "mode": "standard"},
+                                                      connect_timeout=5, read_timeout=10))
+
+
+@pytest.mark.parametrize("service,call,throttle_code", [
+    ("ec2", lambda c: c.describe_vpcs(), "RequestLimitExceeded"),
+    ("iam", lambda c: c.list_roles(), "Throttling"),
+    ("elbv2", lambda c: c.describe_load_balancers(), "Throttling"),
+    ("autoscaling", lambda c: c.describe_auto_scaling_groups(), "Throttling"),
+    ("ecs", lambda c: c.list_clusters(), "TooManyRequestsException"),
+    ("logs", lambda c: c.describe_log_groups(), "TooManyRequestsException"),
+    ("ssm", lambda c: c.describe_parameters(), "TooManyRequestsException"),
+    ("s3", lambda c: c.list_buckets(), "SlowDown"),
+])
+def test_proxy_speaks_each_service_wire_format(local_aws, aws_proxy, service, call, throttle_code):
+    """botocore reads each injected fault as the error AWS itself sends, and retries it by itself."""
+    client = _client(aws_proxy, service)
+    expected = {"throttle": throttle_code, "500": ("InternalFailure" if service in ("ecs", "logs", "ssm")
+                                                   else "InternalError"), "503": "ServiceUnavailable"}
+    for kind, code in expected.items():
+        aws_proxy.configure(fault_rate=1.0, faults=[kind])
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call(client)
+        assert e.value.response["Error"]["Code"] == code, (kind, e.value.response)
+    aws_proxy.configure(faults=["drop"])
+    with pytest.raises((botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError)):
+        call(client)
+    # botocore's default (legacy) retries absorb one fault of any kind
+    aws_proxy.configure(fault_rate=0.0)
+    for kind in ("throttle", "500", "503", "drop"):
+        aws_proxy.clear()
+        aws_proxy.configure(hook=lambda r, kind=kind: kind if r.seq == 1 else None)
+        call(boto3.client(service, region_name=REGION, endpoint_url=aws_proxy.url, aws_access_key_id="testing",
+                          aws_secret_access_key="testing"))
+        assert [r.fault for r in aws_proxy.records] == [kind, None], (kind, aws_proxy.records)
+        assert aws_proxy.records[0].name == aws_proxy.records[1].name
+    aws_proxy.configure(hook=False)
+    assert not aws_proxy.hook_errors
+
+
+def test_proxy_slow_lost_head_and_records(local_aws, aws_proxy):
+    s3 = _client(aws_proxy, "s3")
+    s3.create_bucket(Bucket="proxy-check")
+    s3.put_object(Bucket="proxy-check", Key="k", Body=b"12345")
+    assert s3.head_object(Bucket="proxy-check", Key="k")["ContentLength"] == 5
+    aws_proxy.configure(fault_rate=1.0, faults=["slow"], slow_seconds=(0.3, 0.3))
+    started = time.monotonic()
+    assert s3.get_object(Bucket="proxy-check", Key="k")["Body"].read() == b"12345"
+    assert time.monotonic() - started >= 0.3
+    aws_proxy.configure(faults=["lost"])
+    with pytest.raises(botocore.exceptions.ConnectionClosedError):
+        s3.put_object(Bucket="proxy-check", Key="lost", Body=b"acted upon")
+    aws_proxy.configure(fault_rate=0.0)
+    assert s3.get_object(Bucket="proxy-check", Key="lost")["Body"].read() == b"acted upon"
+    names = [(r.name, r.fault, r.forwarded) for r in aws_proxy.records]
+    assert names[:4] == [("s3:CreateBucket", None, True), ("s3:PutObject", None, True),
+                         ("s3:HeadObject", None, True), ("s3:GetObject", "slow", True)]
+    assert ("s3:PutObject", "lost", True) in names
+    assert aws_proxy.records[0].access_key == "testing" and not aws_proxy.records[0].has_token
+    assert aws_proxy.summary()["faults"] == {"lost": 1, "slow": 1}
+
+
+# -- 10% faults over a rack's whole life --------------------------------------------------------------------------
+def test_ten_percent_faults_change_nothing_but_time(local_aws, aws_proxy, base, tmp_path):
+    account = R.Account(local_aws, "faults-10")
+    aws_proxy.configure(fault_rate=0.10, seed=SEED, slow_seconds=(0.2, 0.6))
+    driver = R.Driver(local_aws, account, aws_proxy)
+    pictures = {}
+    runs = R.lifecycle(driver, tmp_path, snap=lambda step: pictures.__setitem__(step, R.picture(account, [R.RACK])))
+
+    summary = aws_proxy.summary()
+    by_run = {step: {"requests": run.calls, "baseline_requests": len(base["runs"][step]["actions"]),
+                     "faults": dict(sorted(Counter(r.fault for r in run.records if r.fault).items())),
+                     "seconds": round(run.seconds, 1), "baseline_seconds": round(base["runs"][step]["seconds"], 1)}
+              for step, run in runs.items()}
+    by_action = {}
+    for (action, kind), n in sorted(aws_proxy.faults_by_action().items()):
+        by_action.setdefault(action, {})[kind] = n
+    R.report("10% faults: totals", summary)
+    R.report("10% faults: by run", by_run)
+    R.report("10% faults: by action", by_action)
+    for step, expected in base["pictures"].items():
+        R.assert_same(pictures[step], expected, "the account after %s under 10%% faults" % step)
+    assert pictures["uninstall"].as_dict() == {}, "uninstall left %s" % pictures["uninstall"].as_dict()
+    after_install = pictures["install"]
+    assert after_install.count("vpc") == 1 and after_install.count("nat_gateway") == 2
+    assert after_install.count("elastic_ip") == 2 and after_install.count("load_balancer") == 1
+    assert after_install.count("bucket") == 1 and after_install.count("autoscaling_group") == 1
+
+    assert "rack %s is running" % R.RACK in runs["install"].stdout
+    assert "Status      running" in runs["status"].stdout
+    assert "local/%s" % R.RACK in runs["racks"].stdout
+    assert R.listed_racks(runs["inventory"]) == {"local/%s" % R.RACK: "running"}
+
+    assert summary["resent"] >= 0.05 * summary["requests"], "too few faults were injected to prove anything"
+    assert set(summary["faults"]) == {"throttle", "500", "503", "slow", "drop"}, summary
+
+
+# -- faults that never stop ------------------------------------------------------------------------------------
+def test_faults_that_never_stop_fail_within_wait_timeout_naming_the_call(local_aws, aws_proxy, base):
+    account = R.Account(local_aws, "faults-forever")
+    wait_timeout = 20
+    aws_proxy.configure(fault_rate=1.0, seed=SEED, faults=["throttle", "500", "503", "drop"],
+                        match=lambda r: r.name == "ec2:CreateNatGateway")
+    driver = R.Driver(local_aws, account, aws_proxy)
+    run = driver.playbook("install_rack.yml", dict(R.RACK_VARS, rack=R.RACK, rack_wait_timeout=wait_timeout, **R.POLL),
+                          expect_rc=2)
+    attempts = [r for r in run.records if r.name == "ec2:CreateNatGateway"]
+    first = min(r.started for r in run.records)
+    last = max(r.started + r.seconds for r in run.records)
+    R.report("faults that never stop", {"wait_timeout": wait_timeout, "attempts": len(attempts),
+                                        "aws_seconds": round(last - first, 1),
+                                        "playbook_seconds": round(run.seconds, 1)})
+    assert "NAT gateway" in run.stdout and "create_nat_gateway" in run.stdout, run.stdout[-3000:]
+    assert "wait_timeout (%ds) ran out" % wait_timeout in run.stdout, run.stdout[-3000:]
+    assert not any(r.forwarded for r in attempts), "a faulted request reached AWS"
+    # The module's own time, from its first call to its last: wait_timeout, and one attempt of
+    # botocore's (its own retries, at most a few seconds) past it at most.
+    assert last - first <= wait_timeout + 10, "the run went on %.0fs past wait_timeout" % (last - first - wait_timeout)
+    assert R.picture(account).count("nat_gateway") == 0
+
+    # The failed run is finished by a clean rerun: exactly the fault-free rack.
+    aws_proxy.configure(fault_rate=0.0, match=False)
+    driver.playbook("install_rack.yml", dict(R.RACK_VARS, rack=R.RACK, **R.POLL))
+    R.assert_same(R.picture(account, [R.RACK]), base["pictures"]["install"], "the rack rerun after the failed install")
+    driver.playbook("uninstall_rack.yml", dict(R.POLL, rack=R.RACK, rack_purge_data=True))
+    assert R.picture(account).as_dict() == {}
+
+
+# -- answers lost after AWS acted -------------------------------------------------------------------------------
+# One create whose answer is lost (the proxy forwards it, AWS acts, the connection drops before
+# the answer): botocore sends it again by itself. Calls with a name or a client token fail or
+# return the first result; EC2 creates with neither make a second resource. The contract tested:
+# the run succeeds or fails naming the call; one rerun then converges to exactly the fault-free
+# rack; an uninstall leaves the account empty. Run in-process (reliability.service_run) for speed.
+# Known bugs, each with the symptom that shows it (checked precisely: any other failure fails).
+DUPLICATE = ("bug: EC2 has no idempotency token for %s, so botocore's own retry of a request whose answer "
+             "was lost makes a second %s tagged as the rack's, which %s")
+KNOWN = {
+    "ec2:CreateVpc": (DUPLICATE % (
+        "CreateVpc", "VPC", "observe.read_vpc_part then refuses ('has 2 VPCs ... remove the extra ones by hand'): "
+        "every later install, update and uninstall of the rack fails"), "rerun", "VPCs tagged as its own"),
+    "ec2:CreateInternetGateway": (DUPLICATE % (
+        "CreateInternetGateway", "internet gateway", "stays; a rerun may take it (observe keeps igws[0]) and "
+        "attach it to the VPC, which AWS refuses for a VPC that has one (the local AWS attaches both)"),
+        "picture", "internet_gateway"),
+    "ec2:AllocateAddress": (DUPLICATE % (
+        "AllocateAddress", "elastic IP", "stays allocated (and billed) unused until the rack is uninstalled"),
+        "picture", "elastic_ip"),
+    "ec2:CreateRouteTable": (DUPLICATE % (
+        "CreateRouteTable (the code passes no ClientToken, though AWS takes one)", "route table",
+        "stays, empty, until the rack is uninstalled"), "picture", "route_table"),
+}
+# The retry of CreateSecurityGroup fails (InvalidGroup.Duplicate) naming the call; the rerun adopts
+# the group. Creates by name elsewhere behave alike (IAM's EntityAlreadyExists, Logs'
+# ResourceAlreadyExistsException, launch templates, subnets' CIDR conflicts).
+LOST = sorted(KNOWN) + ["ec2:CreateSecurityGroup"]
+
+
+@pytest.mark.parametrize("action", LOST)
+def test_a_lost_answer_to_a_create_is_finished_by_one_rerun(local_aws, aws_proxy, base, action):
+    account = R.Account(local_aws, "lost-" + action)
+    lost = []
+
+    def hook(record):
+        if record.name == action and not lost:
+            lost.append(record.seq)
+            return "lost"
+        return None
+    aws_proxy.configure(hook=hook)
+    first = R.service_run(account, aws_proxy.url, wait_timeout=60)
+    aws_proxy.configure(hook=False)
+    assert lost, "the install never called %s" % action
+    if first[0] == "failed":
+        assert xform_name(action.split(":")[1]) in first[1], "the failure does not name the call: " + first[1]
+    rerun = R.service_run(account, aws_proxy.url, wait_timeout=60)
+    R.report("lost answer of %s" % action, {"first run": first[0] if first[0] == "ok" else first[1][:160],
+                                            "rerun": rerun[0] if rerun[0] == "ok" else rerun[1][:160]})
+    known = KNOWN.get(action)
+    if known and known[1] == "rerun" and rerun[0] == "failed" and known[2] in rerun[1]:
+        pytest.xfail(known[0])
+    assert rerun[0] == "ok", rerun[1]
+    diff = R.picture(account, [R.RACK]).differences(base["pictures"]["install"])
+    if known and known[1] == "picture" and diff and all(d.startswith("+ %s " % known[2]) for d in diff):
+        pytest.xfail(known[0] + ": " + "; ".join(diff))
+    assert not diff, "the account after a lost answer to %s and one rerun differs:\n%s" % (action, "\n".join(diff))
+    gone = R.service_run(account, aws_proxy.url, state="absent", wait_timeout=60)
+    assert gone[0] == "ok", gone[1]
+    assert R.picture(account).as_dict() == {}
+
+
+LOCK_BUG = ("bug: lock.RunLock.acquire takes ParameterAlreadyExists for another run's lock even when the holder is "
+            "this run (its own PutParameter, answered but the answer lost, then sent again by botocore): the run "
+            "waits for itself until wait_timeout and fails naming itself as 'another run'")
+
+
+def test_a_lost_answer_to_taking_the_run_lock(local_aws, aws_proxy):
+    account = R.Account(local_aws, "lost-lock")
+    lost = []
+
+    def hook(record):
+        if record.name == "ssm:PutParameter" and not lost:
+            lost.append(record.seq)
+            return "lost"
+        return None
+    aws_proxy.configure(hook=hook)
+    try:
+        first = R.service_run(account, aws_proxy.url, wait_timeout=8)
+    finally:
+        aws_proxy.configure(hook=False)
+        # In this process a lock's holder stays alive: a lock left is removed by hand (a rerun, in
+        # another process, would take it over at once), and the rack uninstalled.
+        ssm = account.client("ssm")
+        R.ignoring(lambda: ssm.delete_parameter(Name="/convox/%s/lock" % R.RACK), "ParameterNotFound")
+        gone = R.service_run(account, aws_proxy.url, state="absent", purge_data=True)
+    assert lost, "the install never took the lock"
+    assert gone[0] == "ok", gone[1]
+    assert R.picture(account).as_dict() == {}
+    if first[0] == "failed" and "is being changed by another run" in first[1] and R.RACK in first[1]:
+        pytest.xfail(LOCK_BUG + ": " + first[1][:200])
+    assert first[0] == "ok", first[1]
