@@ -146,10 +146,17 @@ class RunLock:
                 self.waited = self._clock() - started
                 self._start_heartbeat()
                 return self
-            self.contended = True
             holder = self._read()
             if holder is None:
                 continue  # released between our two calls: try again at once
+            if holder.get("run") == self.run_id:
+                # Our own PutParameter: AWS took it but its answer was lost, and botocore sent it
+                # again. The lock is ours.
+                self.held = True
+                self.waited = self._clock() - started
+                self._start_heartbeat()
+                return self
+            self.contended = True
             why = self.stale(holder)
             if why:
                 again = self._read()
