@@ -23,6 +23,10 @@ from .params import COLLECTION_VERSION, LEASE_TAG, STATE_TAG_PREFIX, lease_until
 from .plan import CHECK_MODE_ID
 
 LISTENER_PORT = 80
+# Set right after the load balancer is created (AWS takes no attributes at creation).
+LB_ATTRIBUTES = {"routing.http.drop_invalid_header_fields.enabled": "true"}
+# Set right after the VPC is created (AWS takes no attributes at creation).
+VPC_ATTRIBUTES = ("EnableDnsSupport", "EnableDnsHostnames")
 NOT_FOUND_404 = {
     "Type": "fixed-response",
     "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain", "MessageBody": "no such app"},
@@ -56,6 +60,14 @@ class RackBuilder:
             tags["Name"] = name
         tags.update(extra)
         return tags
+
+    def _last_run_unfinished(self):
+        """Whether the rack's last changing run ended before it recorded `running` (killed, or
+        failed): it may have created the VPC or the load balancer and stopped before the
+        attribute calls that follow each creation (AWS takes those attributes only afterwards).
+        Only then are they set again: setting them is idempotent, needs no permission beyond
+        the install's own, and a healthy rack's no-op rerun makes no extra call."""
+        return self.state.recorded_status != "running"
 
     def _ec2_tag_spec(self, resource_type, tags):
         return [{"ResourceType": resource_type, "Tags": _tl(tags)}]
@@ -299,7 +311,7 @@ class RackBuilder:
                 created = self.aws.call("ec2", "create_vpc", "VPC of rack %s" % self.rack, CidrBlock=cidr,
                                         TagSpecifications=self._ec2_tag_spec("vpc", self._res_tags(name)))["Vpc"]
                 vpc_id = created["VpcId"]
-                for attr in ("EnableDnsSupport", "EnableDnsHostnames"):
+                for attr in VPC_ATTRIBUTES:
                     self.aws.call("ec2", "modify_vpc_attribute", "VPC %s" % vpc_id, VpcId=vpc_id,
                                   **{attr: {"Value": True}})
                 return vpc_id
@@ -309,7 +321,16 @@ class RackBuilder:
             raise RackError("VPC %s of rack %s has CIDR %s but the rack records %s; refusing to continue"
                             % (vpc_id, self.rack, vpc["CidrBlock"], cidr), resource="VPC %s" % vpc_id)
         self._ec2_tags("vpc", vpc_id, tag_dict(vpc.get("Tags")), self._res_tags(name))
+        if self._last_run_unfinished():
+            self._ensure_vpc_attributes(vpc_id)
         return vpc_id
+
+    def _ensure_vpc_attributes(self, vpc_id):
+        def apply():
+            for attr in VPC_ATTRIBUTES:
+                self.aws.call("ec2", "modify_vpc_attribute", "VPC %s" % vpc_id, VpcId=vpc_id, **{attr: {"Value": True}})
+        self.plan.change("vpc", vpc_id, "update", apply,
+                         detail={"attributes": dict.fromkeys(VPC_ATTRIBUTES, True), "reason": "last run unfinished"})
 
     def ensure_internet_gateway(self, vpc_id):
         igw = self.state.igw
@@ -700,9 +721,7 @@ class RackBuilder:
                                         Type="application", IpAddressType="ipv4", Tags=_tl(self.tags)
                                         )["LoadBalancers"][0]
                 self.aws.call("elbv2", "modify_load_balancer_attributes", "load balancer %s" % name,
-                              LoadBalancerArn=created["LoadBalancerArn"],
-                              Attributes=[{"Key": "routing.http.drop_invalid_header_fields.enabled",
-                                           "Value": "true"}])
+                              LoadBalancerArn=created["LoadBalancerArn"], Attributes=_tl(LB_ATTRIBUTES))
                 return created
             created = self.plan.change("load_balancer", name, "create", create)
             arn = created["LoadBalancerArn"] if created else CHECK_MODE_ID
@@ -724,7 +743,14 @@ class RackBuilder:
                                                     ResourceArns=[arn], Tags=_tl(s)),
                             lambda u: self.aws.call("elbv2", "remove_tags", "load balancer %s" % name,
                                                     ResourceArns=[arn], TagKeys=u))
+            if self._last_run_unfinished():
+                self._ensure_lb_attributes(name, arn)
         self._ensure_listener(arn)
+
+    def _ensure_lb_attributes(self, name, arn):
+        self.plan.change("load_balancer", name, "update", lambda: self.aws.call(
+            "elbv2", "modify_load_balancer_attributes", "load balancer %s" % name, LoadBalancerArn=arn,
+            Attributes=_tl(LB_ATTRIBUTES)), detail={"attributes": LB_ATTRIBUTES, "reason": "last run unfinished"})
 
     def _ensure_listener(self, lb_arn):
         name = "%s:%d" % (self.names.load_balancer, LISTENER_PORT)
