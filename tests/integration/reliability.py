@@ -186,7 +186,7 @@ class Driver:
                     seen["n"] += 1
                     if seen["n"] != kill_after:
                         return None
-                    killed["at"] = "%d (%s)" % (kill_after, record.name)
+                    killed["at"] = "%d (%s)" % (record.seq - start, record.name)  # its place in the run
                 kill_run(mark, proc.pid, kill_scope)
                 return kill_then
             self.proxy.configure(hook=hook)
