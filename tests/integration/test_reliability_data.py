@@ -2,13 +2,13 @@
 
 Objects (several versions of some) are put into every bucket the collection creates (the rack's
 bucket and each app's bucket) and an image into an app's repository, then every other path runs
-through the proxy (scripts/aws_proxy.py): updates under 10% faults, runs that fail (faults that
+through the proxy (scripts/aws_proxy.py): an update under 10% faults, runs that fail (faults that
 never stop, an uninstall refused while apps exist), an app delete without purge (killed as it
-deletes the app's log group, then rerun under faults), rack uninstalls without purge (killed again
-and again until one finishes; forced, with an app, under faults), a reinstall over the kept bucket
-and its uninstall. After each, every object body
-and every version is read back from AWS. Last, purge_data: true removes it all, which proves that
-the data was there to be deleted and that purging is the one path that does."""
+deletes the app's log group, then rerun under faults), rack uninstalls without purge (under
+faults; forced with an app registered, killed again and again until one finishes), a reinstall
+over the kept bucket and its uninstall. After each, every object body and every version is read
+back from AWS. Last, purge_data: true removes it all, which proves that the data was there to be
+deleted and that purging is the one path that does."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def setup_rack_with_data(driver, account, apps):
 def test_data_survives_faults_failures_and_app_deletes(local_aws, aws_proxy):
     account = R.Account(local_aws, "data-apps")
     driver = R.Driver(local_aws, account, aws_proxy)
-    data = setup_rack_with_data(driver, account, ["web", "api"])
+    data = setup_rack_with_data(driver, account, ["api"])
     figures = []
 
     # an update under 10% faults
@@ -137,19 +137,18 @@ def test_data_survives_faults_failures_and_app_deletes(local_aws, aws_proxy):
     assert "kept because they hold data" in deleted.stdout and app_bucket(account, "api") in deleted.stdout
     data.check("deleting app api without purge_data under faults")
 
-    # uninstall with force (the app web goes first) without purge, under 10% faults
+    # uninstall without purge, under 10% faults (the forced uninstall of a rack with an app: below)
     aws_proxy.configure(fault_rate=0.10, seed=11)
-    gone = driver.playbook("uninstall_rack.yml", dict(R.POLL, rack=R.RACK, rack_force=True))
+    gone = driver.playbook("uninstall_rack.yml", dict(R.POLL, rack=R.RACK))
     aws_proxy.configure(fault_rate=0.0)
     assert "kept buckets holding data" in gone.stdout
-    data.check("a forced uninstall without purge_data under faults")
+    data.check("an uninstall without purge_data under faults")
     left = R.picture(account, [R.RACK]).summary()
     assert set(left) == {"bucket", "repository"}, "the uninstall left more than the data: %s" % left
     R.report("data: apps", {"kill points": figures, "left after uninstall": left, "faults": aws_proxy.summary()})
 
     # purge_data: true is the one path that deletes it
-    for app in ("api", "web"):
-        driver.playbook("delete_app.yml", {"rack": R.RACK, "app": app, "app_purge_data": True})
+    driver.playbook("delete_app.yml", {"rack": R.RACK, "app": "api", "app_purge_data": True})
     driver.playbook("uninstall_rack.yml", dict(R.POLL, rack=R.RACK, rack_purge_data=True))
     assert data.gone() == []
     assert R.picture(account).as_dict() == {}
