@@ -142,20 +142,14 @@ class RunLock:
                                   Description="convox.rack: the run that is changing rack %s" % self.rack,
                                   Tags=_tags(self.rack))
             if taken is not None:
-                self.held = True
-                self.waited = self._clock() - started
-                self._start_heartbeat()
-                return self
+                return self._hold(started)
             holder = self._read()
             if holder is None:
                 continue  # released between our two calls: try again at once
             if holder.get("run") == self.run_id:
                 # Our own PutParameter: AWS took it but its answer was lost, and botocore sent it
                 # again. The lock is ours.
-                self.held = True
-                self.waited = self._clock() - started
-                self._start_heartbeat()
-                return self
+                return self._hold(started)
             self.contended = True
             why = self.stale(holder)
             if why:
@@ -174,6 +168,12 @@ class RunLock:
                     resource="run lock %s" % self.name, error_code="RackLocked", holder=holder)
             self._sleep(min(delay, left))
             delay = min(delay * 1.5, POLL[1])
+
+    def _hold(self, started):
+        self.held = True
+        self.waited = self._clock() - started
+        self._start_heartbeat()
+        return self
 
     def _start_heartbeat(self):
         since = self._clock()
