@@ -257,7 +257,11 @@ kept_repositories:
   type: list
   elements: str
 plan:
-  description: Every change made (or, in check mode, that would be made), in the order applied.
+  description:
+    - Every change made (or, in check mode, that would be made), in the order applied.
+    - C(changes), when present, details the change; its C(reason) says why one that the
+      parameters do not ask for is made (for example the C(delete) of a duplicate VPC, internet
+      gateway, elastic IP or route table that a create sent twice left tagged as the rack's).
   returned: always
   type: list
   elements: dict

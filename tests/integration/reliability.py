@@ -600,7 +600,7 @@ def baseline(local_aws, shared_dir):
 
 
 # -- the rack service in-process, through the proxy (cheap runs for exploring many cases) -----------------------
-def service_run(account, endpoint, state="present", **params):
+def service_run(account, endpoint, state="present", check_mode=False, **params):
     """Run the rack service in this process as the module would (its defaults, RACK_VARS' rack),
     every AWS call to `endpoint`. Returns ("ok", result) or ("failed", message)."""
     from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws
@@ -615,7 +615,7 @@ def service_run(account, endpoint, state="present", **params):
                                     aws_secret_access_key=account.env["AWS_SECRET_ACCESS_KEY"],
                                     aws_session_token=account.env["AWS_SESSION_TOKEN"], region_name=REGION)
     aws = Aws(lambda service: session.client(service, endpoint_url=endpoint))
-    service = RackService(aws, REGION, full, check_mode=False)
+    service = RackService(aws, REGION, full, check_mode=check_mode)
     try:
         return "ok", (service.absent() if state == "absent" else service.present())
     except RackError as e:

@@ -74,6 +74,15 @@ def world():
             tags = [t for t in tags if t["Key"] not in ("convox:status", LEASE_TAG)]
             tags += [{"Key": "convox:status", "Value": "updating"}, {"Key": LEASE_TAG, "Value": str(int(time.time()) + 3600)}]
             s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+            # west has a duplicate VPC and internet gateway, as a create sent twice leaves them
+            # (observe.resolve_duplicates): empty, tagged as the rack's, listed after the real ones
+            ec2 = clients.get("ec2", WEST)
+            spec = [{"Key": k, "Value": v} for k, v in system_tags("west").items()]
+            clients.west_duplicates = (
+                ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": spec}]
+                               )["Vpc"]["VpcId"],
+                ec2.create_internet_gateway(TagSpecifications=[{"ResourceType": "internet-gateway", "Tags": spec}]
+                                            )["InternetGateway"]["InternetGatewayId"])
             # an app of alpha
             clients.get("logs").create_log_group(logGroupName="/convox/alpha/apps/web", tags=system_tags("alpha", "app", "web"))
             yield clients
@@ -102,6 +111,15 @@ def test_statuses_and_missing_parts(world):
     assert racks["alpha"]["load_balancer"]["dns_name"].startswith("convox-alpha-")
 
 
+def test_a_duplicate_vpc_and_gateway_do_not_fail_the_rack(world):
+    """The VPC holding the subnets is the rack's, whatever the order AWS lists them in."""
+    rack = fleet.read_regions(world.aws, [WEST], ACCOUNT)[WEST]["racks"][0]
+    assert rack["status"] == "running" and rack["missing"] == [], rack
+    assert rack["vpc_id"] not in world.west_duplicates
+    subnets = world.get("ec2", WEST).describe_subnets(SubnetIds=rack["public_subnet_ids"])["Subnets"]
+    assert {s["VpcId"] for s in subnets} == {rack["vpc_id"]}
+
+
 def test_calls_do_not_grow_with_racks(world):
     """Two regions, one of four racks (one private) and one of one: the same calls in each, but
     the NAT gateways, read only where a rack is private; IAM once."""
@@ -110,9 +128,12 @@ def test_calls_do_not_grow_with_racks(world):
     assert len(results[EAST]["racks"]) == 4 and len(results[WEST]["racks"]) == 1
     east = sorted(c for c in awss[EAST].calls if not c.startswith("iam:"))
     west = sorted(c for c in awss[WEST].calls)
-    assert east == sorted(west + ["ec2:describe_nat_gateways"])
-    assert west == ["autoscaling:describe_auto_scaling_groups", "ecs:describe_capacity_providers", "ecs:describe_clusters",
-                    "elbv2:describe_load_balancers", "logs:describe_log_groups", "resourcegroupstaggingapi:get_resources"]
+    # west's rack has a duplicate VPC: two EC2 reads of its own say which VPC is the rack's
+    duplicated = ["ec2:describe_internet_gateways", "ec2:describe_subnets"]
+    assert sorted(east + duplicated) == sorted(west + ["ec2:describe_nat_gateways"])
+    assert west == ["autoscaling:describe_auto_scaling_groups"] + duplicated + [
+        "ecs:describe_capacity_providers", "ecs:describe_clusters", "elbv2:describe_load_balancers",
+        "logs:describe_log_groups", "resourcegroupstaggingapi:get_resources"]
     assert [c for c in awss[EAST].calls if c.startswith("iam:")] == ["iam:list_instance_profiles"]
 
 

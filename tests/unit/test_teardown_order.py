@@ -81,7 +81,6 @@ def full_state():
                                   "Tags": ec2_tags(**{"convox:tier": tier, "convox:index": str(i)})})
     state.igw = {"InternetGatewayId": IGW_ID, "Attachments": [{"VpcId": VPC_ID, "State": "available"}],
                  "Tags": ec2_tags()}
-    state.extra_igws = []
     state.route_tables = [{
         "RouteTableId": "rtb-public", "VpcId": VPC_ID, "Tags": ec2_tags(**{"convox:tier": "public"}),
         "Routes": [{"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": IGW_ID}],

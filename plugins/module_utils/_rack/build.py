@@ -11,6 +11,7 @@ dependants need; in check mode a resource still to be created yields CHECK_MODE_
 from __future__ import annotations
 
 import json
+import uuid
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
@@ -21,6 +22,7 @@ from .naming import subnet_cidrs, system_tags
 from .observe import tag_dict
 from .params import COLLECTION_VERSION, LEASE_TAG, STATE_TAG_PREFIX, lease_until, parameters_to_tags
 from .plan import CHECK_MODE_ID
+from .teardown import RackTeardown
 
 LISTENER_PORT = 80
 # Set right after the load balancer is created (AWS takes no attributes at creation).
@@ -52,6 +54,9 @@ class RackBuilder:
         self.deadline = deadline
         self.wait = wait
         self.out = {}
+        # Client tokens of this run's creates: the same for botocore's retries of one request,
+        # new for each run (a token AWS still remembers must not return a resource deleted since).
+        self._run_token = uuid.uuid4()
 
     # -- helpers -------------------------------------------------------------------------------
     def _res_tags(self, name=None, **extra):
@@ -68,6 +73,9 @@ class RackBuilder:
         Only then are they set again: setting them is idempotent, needs no permission beyond
         the install's own, and a healthy rack's no-op rerun makes no extra call."""
         return self.state.recorded_status != "running"
+
+    def _client_token(self, name):
+        return str(uuid.uuid5(self._run_token, name))
 
     def _ec2_tag_spec(self, resource_type, tags):
         return [{"ResourceType": resource_type, "Tags": _tl(tags)}]
@@ -117,9 +125,16 @@ class RackBuilder:
         else:
             lb_subnets = public
         self.ensure_load_balancer(lb_subnets, router_sg)
+        self.remove_extras()
         self.out.update(vpc_id=vpc_id, public_subnet_ids=public,
                         private_subnet_ids=private if self.wanted["private"] else [])
         return self.out
+
+    def remove_extras(self):
+        """Delete the duplicates observe set aside (see observe.resolve_duplicates), last: by now
+        the kept VPC, gateway, addresses and route tables carry everything, so the extras are
+        unused. (A duplicate comes from a create AWS acted on whose answer was lost.)"""
+        RackTeardown(self.aws, self.state, self.plan, self.deadline, force=False, purge_data=False).remove_extras()
 
     def ensure_bucket(self):
         name = self.names.bucket
@@ -347,9 +362,16 @@ class RackBuilder:
         igw_id = igw["InternetGatewayId"]
         attached = [a["VpcId"] for a in igw.get("Attachments", []) if a.get("State") in ("available", "attached")]
         if vpc_id not in attached:
-            self.plan.change("internet_gateway", igw_id, "update", lambda: self.aws.call(
-                "ec2", "attach_internet_gateway", "internet gateway %s" % igw_id,
-                InternetGatewayId=igw_id, VpcId=vpc_id), detail={"attach": vpc_id})
+            def attach():
+                for other in attached:  # a VPC that is not the rack's (a duplicate, deleted later)
+                    self.aws.call("ec2", "detach_internet_gateway", "internet gateway %s" % igw_id,
+                                  ignore=("Gateway.NotAttached",), InternetGatewayId=igw_id, VpcId=other)
+                self.aws.call("ec2", "attach_internet_gateway", "internet gateway %s" % igw_id,
+                              InternetGatewayId=igw_id, VpcId=vpc_id)
+            detail = {"attach": vpc_id}
+            if attached:
+                detail["detach"] = sorted(attached)
+            self.plan.change("internet_gateway", igw_id, "update", attach, detail=detail)
         self._ec2_tags("internet_gateway", igw_id, tag_dict(igw.get("Tags")), self._res_tags(name))
         return igw_id
 
@@ -433,12 +455,12 @@ class RackBuilder:
         if rt is None:
             def create():
                 rt_id = self.aws.call("ec2", "create_route_table", "route table %s" % name, VpcId=vpc_id,
+                                      ClientToken=self._client_token(name),
                                       TagSpecifications=self._ec2_tag_spec("route-table", tags)
                                       )["RouteTable"]["RouteTableId"]
                 self.aws.call("ec2", "create_route", "route table %s" % name, RouteTableId=rt_id, **route)
                 for sid in subnet_ids:
-                    self.aws.call("ec2", "associate_route_table", "route table %s" % name,
-                                  RouteTableId=rt_id, SubnetId=sid)
+                    self._associate(rt_id, sid)
                 return rt_id
             self.plan.change("route_table", name, "create", create)
             return
@@ -456,10 +478,22 @@ class RackBuilder:
         associated = {a.get("SubnetId") for a in rt.get("Associations", []) if a.get("SubnetId")}
         for sid in subnet_ids:
             if sid not in associated:
-                self.plan.change("route_table", rt_id, "update", lambda sid=sid: self.aws.call(
-                    "ec2", "associate_route_table", "route table %s" % rt_id, RouteTableId=rt_id, SubnetId=sid),
-                    detail={"associate": sid})
+                self.plan.change("route_table", rt_id, "update", lambda sid=sid: self._associate(rt_id, sid),
+                                 detail={"associate": sid})
         self._ec2_tags("route_table", rt_id, tag_dict(rt.get("Tags")), tags)
+
+    def _associate(self, rt_id, subnet_id):
+        """Associate the subnet with the table; a subnet associated with another of the rack's
+        tables (a duplicate) is moved: AWS refuses a second association of one subnet."""
+        for other in self.state.route_tables + self.state.extras.get("route_table", []):
+            for assoc in other.get("Associations", []):
+                if assoc.get("SubnetId") == subnet_id and other["RouteTableId"] != rt_id:
+                    self.aws.call("ec2", "replace_route_table_association", "route table %s" % rt_id,
+                                  AssociationId=assoc["RouteTableAssociationId"], RouteTableId=rt_id)
+                    other["Associations"].remove(assoc)  # gone with the replacement
+                    return
+        self.aws.call("ec2", "associate_route_table", "route table %s" % rt_id, RouteTableId=rt_id,
+                      SubnetId=subnet_id)
 
     def ensure_public_routes(self, vpc_id, igw_id, public):
         self._ensure_route_table(vpc_id, "public", None, {"GatewayId": igw_id}, public)

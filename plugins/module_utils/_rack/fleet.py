@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - AnsibleAWSModule and the inventory plu
 from .aws import Aws
 from .errors import RackError
 from .naming import RackNames, SYSTEM
-from .observe import GONE_NAT_STATES, RackState, tag_dict
+from .observe import GONE_NAT_STATES, RackState, ec2_filters, pick_igw, pick_vpc, tag_dict
 from .params import COLLECTION_VERSION, RACK_NAME_RE, STATE_TAG_PREFIX, parameters_from_tags
 from .service import rack_dict
 
@@ -261,10 +261,15 @@ def assemble(rack, region, account, reads):
     state = RackState(names)
     state.bucket = reads["tagged"]["buckets"][rack]
     net = reads["tagged"]["network"]
-    vpcs = net["vpcs"].get(rack, [])
-    state.vpc = vpcs[0] if len(vpcs) == 1 else None
+    vpcs, igws = net["vpcs"].get(rack, []), net["igws"].get(rack, [])
     state.subnets = net["subnets"].get(rack, [])
-    state.igw = (net["igws"].get(rack) or [None])[0]
+    try:
+        # Duplicates left by a create sent twice do not count (the next install deletes them).
+        state.vpc = pick_vpc(rack, vpcs, state.subnets, igws)[0]
+        unresolved = None
+    except RackError as e:
+        unresolved = e.msg
+    state.igw = pick_igw(igws, state.vpc["VpcId"] if state.vpc else None)[0]
     state.nat_gateways = reads["nat_gateways"].get(rack, [])
     for group in net["security_groups"].get(rack, []):
         role = tag_dict(group.get("Tags")).get("convox:role")
@@ -285,8 +290,8 @@ def assemble(rack, region, account, reads):
     state.log_group = reads["log_groups"]["own"].get(rack)
     state.apps = sorted(reads["log_groups"]["apps"].get(rack, []))
     out = rack_dict(state, region)
-    if len(vpcs) > 1:
-        out["status"], out["missing"] = "failed", ["vpc (%d VPCs tagged as this rack's)" % len(vpcs)]
+    if unresolved:
+        out["status"], out["missing"] = "failed", ["vpc (%d VPCs tagged as this rack's hold its subnets)" % len(vpcs)]
     return out
 
 
@@ -325,6 +330,7 @@ class RegionRead:
              (None, "nat_gateways"))
 
     def __init__(self, pool, aws, region, account, iam_future, name=None):
+        self.aws = aws
         self.region = region
         self.account = account
         self.iam_future = iam_future
@@ -350,6 +356,20 @@ class RegionRead:
     def _names(self):
         return [RackNames(rack, self.region, self.account) for rack in sorted(self.futures["tagged"].result()["buckets"])]
 
+    def _read_duplicated(self, net):
+        """The subnets and internet gateways, from EC2 itself, of a rack that has more than one VPC
+        or gateway tagged as its own (a create sent twice: observe.resolve_duplicates): which one is
+        the rack's depends on where its subnets are and what is attached, which the tagging listing
+        does not say. Two calls for each such rack; none for the others."""
+        for rack in sorted(set(net["vpcs"]) | set(net["igws"])):
+            if len(net["vpcs"].get(rack, [])) < 2 and len(net["igws"].get(rack, [])) < 2:
+                continue
+            net["subnets"][rack] = self.aws.call("ec2", "describe_subnets", "subnets of rack %s" % rack,
+                                                 Filters=ec2_filters(rack))["Subnets"]
+            net["igws"][rack] = self.aws.call("ec2", "describe_internet_gateways",
+                                              "internet gateway of rack %s" % rack,
+                                              Filters=ec2_filters(rack))["InternetGateways"]
+
     def result(self):
         """(the region's rack dictionaries sorted by name, warnings). RackError when the racks
         themselves cannot be listed; a read of their parts that fails leaves their status unknown."""
@@ -362,6 +382,7 @@ class RegionRead:
                 reads[key] = future.result()
             except RackError as e:
                 reads[key], failed[key] = copy.deepcopy(NOT_READ[key]), e.msg
+        self._read_duplicated(reads["tagged"]["network"])
         racks = [assemble(rack, self.region, self.account, reads) for rack in sorted(buckets)]
         warnings = ["%s; status unknown" % msg for _key, msg in sorted(failed.items())]
         for rack in racks if failed else []:

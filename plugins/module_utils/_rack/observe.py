@@ -47,11 +47,14 @@ class RackState:
         self.names = names
         self.bucket = None            # {"name", "tags"}
         self.vpc = None
+        self.vpcs = []                # every VPC tagged as the rack's (resolve_duplicates keeps one)
         self.subnets = []
         self.igw = None
+        self.igws = []
         self.route_tables = []
         self.nat_gateways = []
         self.addresses = []
+        self.extras = {}              # kind -> duplicates of a kept resource, to delete (resolve_duplicates)
         self.security_groups = {}     # "router"/"instances" -> group
         self.role = None
         self.role_policy = None
@@ -78,6 +81,7 @@ class RackState:
     def exists(self):
         """True when anything of the rack is left (a retained bucket alone does not count)."""
         return any([self.vpc, self.subnets, self.igw, self.route_tables, self.nat_gateways, self.addresses,
+                    any(self.extras.values()),
                     self.security_groups, self.role, self.instance_profile, self.launch_template, self.asg,
                     self.cluster, self.capacity_provider, self.load_balancer, self.log_group]) or (
             self.bucket is not None and self.recorded_status != "uninstalled")
@@ -112,25 +116,105 @@ def read_bucket_tags_tolerant(aws, names):
         raise
 
 
-def read_network(aws, state, rack):
-    read_vpc_part(aws, state, rack)
-    read_gateway_part(aws, state, rack)
-
-
 def read_vpc_part(aws, state, rack):
-    vpcs = aws.call("ec2", "describe_vpcs", "VPC of rack %s" % rack, Filters=ec2_filters(rack))["Vpcs"]
-    if len(vpcs) > 1:
-        raise RackError("rack %s has %d VPCs tagged as its own (%s); remove the extra ones by hand"
-                        % (rack, len(vpcs), ", ".join(v["VpcId"] for v in vpcs)))
-    state.vpc = vpcs[0] if vpcs else None
+    state.vpcs = aws.call("ec2", "describe_vpcs", "VPC of rack %s" % rack, Filters=ec2_filters(rack))["Vpcs"]
     state.subnets = aws.call("ec2", "describe_subnets", "subnets of rack %s" % rack,
                              Filters=ec2_filters(rack))["Subnets"]
-    igws = aws.call("ec2", "describe_internet_gateways", "internet gateway of rack %s" % rack,
-                    Filters=ec2_filters(rack))["InternetGateways"]
-    state.igw = igws[0] if igws else None
-    state.extra_igws = igws[1:]
+    state.igws = aws.call("ec2", "describe_internet_gateways", "internet gateway of rack %s" % rack,
+                          Filters=ec2_filters(rack))["InternetGateways"]
     state.route_tables = aws.call("ec2", "describe_route_tables", "route tables of rack %s" % rack,
                                   Filters=ec2_filters(rack))["RouteTables"]
+
+
+# -- duplicates ---------------------------------------------------------------------------------------------------
+# CreateVpc, CreateInternetGateway and AllocateAddress take no idempotency token: when AWS acts on
+# one and its answer is lost, botocore sends the request again and AWS makes a second resource,
+# tagged as the rack's like the first (CreateRouteTable takes a token, which build passes; the
+# local AWS ignores it). So where the rack has one of a thing, the reading may find several. One
+# is kept, chosen by what uses it (the VPC holding the subnets, the gateway attached to that VPC,
+# the address of the NAT gateway, the route table with the subnets); the others, unused, are
+# `extras`, which an install deletes once the kept ones carry everything (build.remove_extras)
+# and an uninstall deletes with the rest.
+
+def _attached_vpcs(igw):
+    return {a["VpcId"] for a in igw.get("Attachments", []) if a.get("State") in ("available", "attached")}
+
+
+def _by_slot(items, slot):
+    groups = {}
+    for item in items:
+        groups.setdefault(slot(item), []).append(item)
+    return groups
+
+
+def pick_vpc(rack, vpcs, subnets, igws):
+    """(the rack's VPC or None, the extra VPCs). Two VPCs that both hold subnets of the rack are
+    not duplicates of a lost answer: the rack refuses to guess."""
+    holding = {s.get("VpcId") for s in subnets}
+    if len([v for v in vpcs if v["VpcId"] in holding]) > 1:
+        raise RackError("rack %s has %d VPCs tagged as its own that hold its subnets (%s); "
+                        "keep one and remove the others by hand"
+                        % (rack, len(vpcs), ", ".join(sorted(v["VpcId"] for v in vpcs))),
+                        resource="VPC of rack %s" % rack)
+    attached = set().union(*[_attached_vpcs(g) for g in igws]) if igws else set()
+    ranked = sorted(vpcs, key=lambda v: (v["VpcId"] not in holding, v["VpcId"] not in attached, v["VpcId"]))
+    return (ranked[0] if ranked else None), ranked[1:]
+
+
+def pick_igw(igws, vpc_id):
+    """(the gateway attached to the rack's VPC, else an unattached one, else any; the extras)."""
+    ranked = sorted(igws, key=lambda g: (vpc_id not in _attached_vpcs(g), bool(_attached_vpcs(g)),
+                                         g["InternetGatewayId"]))
+    return (ranked[0] if ranked else None), ranked[1:]
+
+
+def pick_addresses(addresses, nat_gateways):
+    """(one elastic IP per NAT index, the extras). Kept first: the address a NAT gateway of the
+    rack uses, then one associated with anything; an extra in use is never released, so it is
+    kept as well (the NAT gateways of one index are build's concern, not this reading's)."""
+    used = {a.get("AllocationId") for n in nat_gateways for a in n.get("NatGatewayAddresses", [])}
+    kept, extras = [], []
+    for _slot, group in sorted(_by_slot(addresses, lambda a: tag_dict(a.get("Tags")).get("convox:index")).items(),
+                               key=lambda kv: str(kv[0])):
+        ranked = sorted(group, key=lambda a: (a["AllocationId"] not in used, not a.get("AssociationId"),
+                                              a["AllocationId"]))
+        kept.append(ranked[0])
+        for a in ranked[1:]:
+            (kept if a["AllocationId"] in used or a.get("AssociationId") else extras).append(a)
+    return kept, extras
+
+
+def _subnet_associations(rt):
+    return [a for a in rt.get("Associations", []) if a.get("SubnetId")]
+
+
+def pick_route_tables(route_tables):
+    """(one route table per tier and index, the extras): the table with most subnets, then the
+    one with a default route. The main route table of a VPC is never an extra."""
+    kept, extras = [], []
+
+    def slot(rt):
+        t = tag_dict(rt.get("Tags"))
+        return (t.get("convox:tier", ""), t.get("convox:index", ""))
+    for _slot, group in sorted(_by_slot(route_tables, slot).items()):
+        ranked = sorted(group, key=lambda rt: (
+            -len(_subnet_associations(rt)),
+            not any(r.get("DestinationCidrBlock") == "0.0.0.0/0" for r in rt.get("Routes", [])),
+            rt["RouteTableId"]))
+        kept.append(ranked[0])
+        for rt in ranked[1:]:
+            (kept if any(a.get("Main") for a in rt.get("Associations", [])) else extras).append(rt)
+    return kept, extras
+
+
+def resolve_duplicates(state, rack):
+    """Keep one of each thing the rack has one of; the others become state.extras."""
+    state.vpc, extra_vpcs = pick_vpc(rack, state.vpcs, state.subnets, state.igws)
+    state.igw, extra_igws = pick_igw(state.igws, state.vpc["VpcId"] if state.vpc else None)
+    state.addresses, extra_addresses = pick_addresses(state.addresses, state.nat_gateways)
+    state.route_tables, extra_route_tables = pick_route_tables(state.route_tables)
+    state.extras = {"vpc": extra_vpcs, "internet_gateway": extra_igws, "elastic_ip": extra_addresses,
+                    "route_table": extra_route_tables}
 
 
 def read_gateway_part(aws, state, rack):
@@ -263,6 +347,7 @@ def read_rack(aws, rack, region, identity):
         lambda: read_entry(aws, state, names, rack),
         lambda: read_logs(aws, state, names, rack),
     ])
+    resolve_duplicates(state, rack)
     return state
 
 

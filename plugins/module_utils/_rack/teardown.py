@@ -200,13 +200,19 @@ class RackTeardown:
         if pending and not self.plan.check_mode:
             self.deadline.wait_for("NAT gateways %s to be deleted" % ", ".join(pending),
                                    lambda: self._nats_gone(pending))
-        for addr in self.state.addresses:
-            alloc = addr["AllocationId"]
-            self.plan.change("elastic_ip", alloc, "delete", lambda alloc=alloc: self._retry_dependency(
-                "elastic IP %s to be released by its NAT gateway" % alloc,
-                lambda: self.aws.call("ec2", "release_address", "elastic IP %s" % alloc,
-                                      ignore=("InvalidAllocationID.NotFound",), AllocationId=alloc),
-                codes=("InvalidIPAddress.InUse", "AuthFailure")))
+        for addr in self.state.addresses + self._extras("elastic_ip"):
+            self.release_address(addr)
+
+    def _extras(self, kind):
+        return list(self.state.extras.get(kind, []))
+
+    def release_address(self, addr, detail=None):
+        alloc = addr["AllocationId"]
+        self.plan.change("elastic_ip", alloc, "delete", lambda: self._retry_dependency(
+            "elastic IP %s to be released by its NAT gateway" % alloc,
+            lambda: self.aws.call("ec2", "release_address", "elastic IP %s" % alloc,
+                                  ignore=("InvalidAllocationID.NotFound",), AllocationId=alloc),
+            codes=("InvalidIPAddress.InUse", "AuthFailure")), detail=detail)
 
     def _nats_gone(self, ids):
         nats = self.aws.call("ec2", "describe_nat_gateways", "NAT gateways %s" % ", ".join(ids),
@@ -225,29 +231,49 @@ class RackTeardown:
                 "security group %s to be released" % gid,
                 lambda: self.aws.call("ec2", "delete_security_group", "security group %s" % gid,
                                       ignore=("InvalidGroup.NotFound",), GroupId=gid)))
-        for rt in self.state.route_tables:
-            rt_id = rt["RouteTableId"]
-            if any(a.get("Main") for a in rt.get("Associations", [])):
-                continue
-            self.plan.change("route_table", rt_id, "delete", lambda rt=rt: self._delete_route_table(rt))
+        for rt in self.state.route_tables + self._extras("route_table"):
+            if not any(a.get("Main") for a in rt.get("Associations", [])):
+                self.delete_route_table(rt)
         for subnet in self.state.subnets:
             sid = subnet["SubnetId"]
             self.plan.change("subnet", sid, "delete", lambda sid=sid: self._retry_dependency(
                 "subnet %s to be released" % sid,
                 lambda: self.aws.call("ec2", "delete_subnet", "subnet %s" % sid,
                                       ignore=("InvalidSubnetID.NotFound",), SubnetId=sid)))
-        for igw in [self.state.igw] + list(getattr(self.state, "extra_igws", [])):
-            if igw is None:
-                continue
-            self.plan.change("internet_gateway", igw["InternetGatewayId"], "delete",
-                             lambda igw=igw: self._delete_igw(igw))
-        vpc = self.state.vpc
-        if vpc is not None:
-            vid = vpc["VpcId"]
-            self.plan.change("vpc", vid, "delete", lambda: self._retry_dependency(
-                "VPC %s to be released" % vid,
-                lambda: self.aws.call("ec2", "delete_vpc", "VPC %s" % vid, ignore=("InvalidVpcID.NotFound",),
-                                      VpcId=vid)))
+        for igw in [self.state.igw] + self._extras("internet_gateway"):
+            if igw is not None:
+                self.delete_internet_gateway(igw)
+        for vpc in [self.state.vpc] + self._extras("vpc"):
+            if vpc is not None:
+                self.delete_vpc(vpc)
+
+    # -- duplicates (observe.resolve_duplicates): removed by an install once it no longer needs them ---------
+    def remove_extras(self):
+        """Delete the duplicates of kept resources, in dependency order, each change saying why."""
+        why = {"reason": "duplicate of the rack's own (a create sent twice)"}
+        for rt in self._extras("route_table"):
+            self.delete_route_table(rt, why)
+        for igw in self._extras("internet_gateway"):
+            self.delete_internet_gateway(igw, why)
+        for addr in self._extras("elastic_ip"):
+            self.release_address(addr, why)
+        for vpc in self._extras("vpc"):
+            self.delete_vpc(vpc, why)
+
+    def delete_route_table(self, rt, detail=None):
+        self.plan.change("route_table", rt["RouteTableId"], "delete", lambda: self._delete_route_table(rt),
+                         detail=detail)
+
+    def delete_internet_gateway(self, igw, detail=None):
+        self.plan.change("internet_gateway", igw["InternetGatewayId"], "delete", lambda: self._delete_igw(igw),
+                         detail=detail)
+
+    def delete_vpc(self, vpc, detail=None):
+        vid = vpc["VpcId"]
+        self.plan.change("vpc", vid, "delete", lambda: self._retry_dependency(
+            "VPC %s to be released" % vid,
+            lambda: self.aws.call("ec2", "delete_vpc", "VPC %s" % vid, ignore=("InvalidVpcID.NotFound",),
+                                  VpcId=vid)), detail=detail)
 
     def _delete_route_table(self, rt):
         rt_id = rt["RouteTableId"]
