@@ -131,6 +131,16 @@ def s3_operation(method, path, query, headers):
     return _S3_BUCKET.get(method, "Bucket" + method.title())
 
 
+def request_parameters(headers, body):
+    """The names (never the values) of the top-level parameters of a query-protocol request (IAM, EC2,
+    STS, Auto Scaling, ELB: a form body), so that a test can tell how an action was called (CreateRole
+    with or without PermissionsBoundary); [] for other protocols."""
+    if not body or "x-www-form-urlencoded" not in headers.get("content-type", ""):
+        return []
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return sorted({key.split(".")[0] for key in form} - {"Action", "Version"})
+
+
 def identify(method, path, query, headers, body):
     """(service, action, access_key) of a SigV4-signed AWS request."""
     auth = headers.get("authorization", "")
@@ -364,6 +374,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         record = Record(seq=0, service=service, action=action, method=self.command, path=split.path,
                         access_key=access_key, has_token=bool(headers.get("x-amz-security-token")),
                         started=time.time())
+        params = request_parameters(headers, body)
+        if params:
+            record.extra["params"] = params
         fault, slow = proxy._admit(record)
         hook = proxy.hook
         if hook:

@@ -83,6 +83,25 @@ options:
       - AMI of the instances. By default the ECS-optimised Amazon Linux 2023 AMI is looked up from
         the public SSM parameter at install, and kept on later runs until O(image_id) is given.
     type: str
+  permissions_boundary:
+    description:
+      - ARN of an IAM managed policy to set as the permissions boundary of the rack's instance role
+        (C(convox-<name>-<region>-instance)), like the O(amazon.aws.iam_role#module:boundary) option. The
+        role's permissions are then at most what the boundary allows, whatever inline policy it is given.
+      - Set it to let operators run the collection with C(docs/policies/operator-roles.json), which allows creating
+        and changing roles under C(/convox/) only with the boundary
+        C(arn:aws:iam::<account>:policy/convox-rack-instance-boundary) (created once by an administrator from
+        C(docs/policies/instance-boundary.json)); without a boundary, whoever may create the instance role
+        may give it any permission (see C(docs/security.md)).
+      - A customer managed policy of the rack's account or an AWS managed policy,
+        C(arn:<partition>:iam::<account id or aws>:policy/[<path>/]<name>), of at most 256 characters; path
+        and name of letters, digits and C(+=.@_-).
+      - Set on the role when it is created; an existing role whose boundary differs gets the new one
+        (C(iam:PutRolePermissionsBoundary)) before its inline policy is written. Recorded on the rack
+        (C(convox:permissions_boundary)), so later runs that leave it unset keep it. Unset on a rack that
+        records none, or V(""), leaves the role's boundary as it is (and V("") stops recording it); the
+        collection never removes a boundary.
+    type: str
   tags:
     description:
       - Tags added to every resource of the rack that AWS lets one tag, on top of the collection's
@@ -90,7 +109,8 @@ options:
         in any case).
       - As AWS takes tags on every resource of a rack, keys of 1 to 128 characters and values of at
         most 256, of letters, digits, spaces and C(_.:/=+-@) only; keys that differ only in case
-        are refused (IAM roles take them as one); at most 36 tags. Values are data, never templates.
+        are refused (IAM roles take them as one); at most 36 tags (35 with O(permissions_boundary)).
+        Values are data, never templates.
       - Unset leaves the rack's tags alone.
     type: dict
     aliases: [resource_tags]
@@ -160,6 +180,11 @@ EXAMPLES = r"""
     tags:
       team: platform
 
+- name: Install a rack whose instance role is bounded, as the shipped operator policy requires
+  convox.rack.rack:
+    name: production
+    permissions_boundary: arn:aws:iam::123456789012:policy/convox-rack-instance-boundary
+
 - name: Scale it
   convox.rack.rack:
     name: staging
@@ -193,9 +218,12 @@ rack:
       type: str
       sample: running
     parameters:
-      description: The rack's parameters in effect.
+      description:
+        - The rack's parameters in effect, by option name (V("") for O(image_id) and O(permissions_boundary)
+          when none is recorded).
       type: dict
-      sample: {"instance_type": "t3.small", "instance_count": 3, "private": false}
+      sample: {"instance_type": "t3.small", "instance_count": 3, "private": false,
+               "permissions_boundary": "arn:aws:iam::123456789012:policy/convox-rack-instance-boundary"}
     version:
       description: The collection version that last converged the rack.
       type: str

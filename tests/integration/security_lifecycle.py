@@ -46,6 +46,11 @@ ACCOUNT = "565656565656"
 PUBLIC = "secpub"        # public rack, one availability zone pair, updated in every parameter
 PRIVATE = "secpriv"      # private rack (NAT gateways), high availability, uninstalled with force + purge
 ASSUMED_ROLE = "arn:aws:iam::%s:role/convox-operator" % ACCOUNT
+# The permissions boundary both racks' instance roles carry, as docs/policies/operator-roles.json requires:
+# created once by the administrator (here straight in the local AWS, not recorded) from the shipped document.
+BOUNDARY_NAME = "convox-rack-instance-boundary"
+BOUNDARY = "arn:aws:iam::%s:policy/%s" % (ACCOUNT, BOUNDARY_NAME)
+BOUNDARY_DOCUMENT = os.path.join(ROOT, "docs", "policies", "instance-boundary.json")
 
 
 @dataclasses.dataclass
@@ -173,6 +178,8 @@ def drift(client, rack, apps):
         RoleName="convox-%s-%s-instance" % (rack, REGION), PolicyDocument=json.dumps({
             "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                     "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}))
+    # An administrator's doing (the operator policy denies it): the repair puts the boundary back.
+    client("iam").delete_role_permissions_boundary(RoleName="convox-%s-%s-instance" % (rack, REGION))
     nat = ec2.describe_nat_gateways(Filter=_rack_filters(rack))["NatGateways"][0]["NatGatewayId"]
     public_rt = ec2.describe_route_tables(Filters=_rack_filters(rack, **{"convox:tier": "public"}))["RouteTables"][0]
     ec2.replace_route(RouteTableId=public_rt["RouteTableId"], DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
@@ -309,6 +316,9 @@ class Recorder:
         policy, trust policy, attached policies and instance profile, read back through IAM."""
         iam = account_client(self.local_aws, self.env_keys, "iam")
         name = "convox-%s-%s-instance" % (PUBLIC, REGION)
+        self.observed["boundaries"] = {
+            rack: iam.get_role(RoleName="convox-%s-%s-instance" % (rack, REGION))["Role"].get("PermissionsBoundary")
+            for rack in (PUBLIC, PRIVATE)}
         self.observed["instance_role"] = {
             "policy_names": iam.list_role_policies(RoleName=name)["PolicyNames"],
             "policy": iam.get_role_policy(RoleName=name, PolicyName="ecs-container-instance")["PolicyDocument"],
@@ -410,14 +420,20 @@ class Recorder:
             return os.path.join(ROOT, "playbooks", name)
         s3 = account_client(self.local_aws, self.env_keys, "s3")
         ecr = account_client(self.local_aws, self.env_keys, "ecr")
-        first = dict(name=PUBLIC, high_availability=False, instance_count=1, tags={"team": "platform", "owner": "ops"})
+        with open(BOUNDARY_DOCUMENT, encoding="utf-8") as f:
+            account_client(self.local_aws, self.env_keys, "iam").create_policy(PolicyName=BOUNDARY_NAME,
+                                                                               PolicyDocument=f.read())
+        first = dict(name=PUBLIC, high_availability=False, instance_count=1, tags={"team": "platform", "owner": "ops"},
+                     permissions_boundary=BOUNDARY)
         update = dict(name=PUBLIC, instance_type="t3.medium", instance_count=2, tags={"team": "platform", "cost": "cc-9"},
                       log_retention=14)
         # 1. Modules, credentials as module options, -vvv and diffs: install (planned first, then
         #    rerun: no change), update every parameter that can change (tags dropped and added), public
         #    -> private, a private rack with high availability, apps; then what someone changed by hand
         #    (drift) repaired, an app converged to new settings, every rack read, two refusals after
-        #    reading (the other reads are the playbooks' of step 2).
+        #    reading (the other reads are the playbooks' of step 2). Both racks' instance roles are
+        #    created with the permissions boundary (CreateRole with PermissionsBoundary); the drift
+        #    removes the public rack's, which the repair puts back (PutRolePermissionsBoundary).
         drift_cmd = [os.path.join(VENV_BIN, "python"), os.path.abspath(__file__), "drift", self.local_aws.endpoint,
                      PUBLIC, "web"]
         self.plays("modules", [play("The rack lifecycle through the modules", tasks=[
@@ -427,7 +443,7 @@ class Recorder:
             rack_task("Update", "updated", **update),
             rack_task("Make it private", "privatised", name=PUBLIC, private=True),
             rack_task("Install a private rack with high availability", "private", name=PRIVATE, private=True,
-                      high_availability=True, instance_count=3),
+                      high_availability=True, instance_count=3, permissions_boundary=BOUNDARY),
             app_task("Create app web", "web", name="web", rack=PUBLIC, tags={"owner": "web"}),
             app_task("Create app api", "api", name="api", rack=PUBLIC),
             app_task("Create app svc", "svc", name="svc", rack=PRIVATE),

@@ -1,5 +1,7 @@
-"""docs/policies/operator.json, the IAM policy an operator needs to run the collection, against what
-the collection really does: the whole lifecycle (security_lifecycle.py) recorded through the proxy.
+"""docs/policies/operator.json and operator-roles.json, the IAM policies an operator needs to run the
+collection (two documents, each within a managed policy's size, read here as one policy: the
+operator holds both), against what the collection really does: the whole lifecycle
+(security_lifecycle.py) recorded through the proxy.
 
 - Every AWS operation recorded maps to its IAM action(s) (OPERATION_ACTIONS for the few whose
   names differ, the service's own name otherwise); with the actions AWS checks besides the one the
@@ -10,11 +12,18 @@ the collection really does: the whole lifecycle (security_lifecycle.py) recorded
 - parliament (the IAM policy linter from PyPI) finds nothing above LOW that docs/security.md does
   not explain.
 - The instance role a real install attaches is the one docs/policies/instance-role.json documents.
+- The permissions boundary (issue 6): every statement that lets the operator create a role or give
+  it permissions requires the boundary docs/policies/instance-boundary.json (iam:PermissionsBoundary),
+  iam:PassRole goes to EC2 only (iam:PassedToService), the boundary can be neither removed from a
+  role nor edited (the only Deny statements), every condition key is one the Service Authorization
+  Reference lists for each action of its statement, with an operator of its type; and the lifecycle
+  really creates its roles with the boundary and puts it back on a role that lost it.
 
-The matcher is deliberately small: Allow statements only (the policy has no Deny, NotAction or
-NotResource, which the test asserts), an action pattern matched as IAM does (case-insensitive,
-'*' and '?'); resources and conditions are not evaluated, except that every bucket the run touched
-must match a Resource of a statement allowing the action (bucket names are in the recorded paths).
+The matcher is deliberately small: Allow statements (the policy has no NotAction or NotResource,
+and Deny only to keep the boundary, which the test asserts), an action pattern matched as IAM does
+(case-insensitive, '*' and '?'); resources and conditions are not evaluated, except that every
+bucket the run touched must match a Resource of a statement allowing the action (bucket names are
+in the recorded paths) and the boundary's conditions above.
 """
 
 from __future__ import annotations
@@ -32,7 +41,15 @@ import pytest
 import security_lifecycle as lc
 
 ROOT = Path(lc.ROOT)
-POLICY = ROOT / "docs" / "policies" / "operator.json"
+POLICIES = [ROOT / "docs" / "policies" / "operator.json", ROOT / "docs" / "policies" / "operator-roles.json"]
+# The permissions boundary an administrator creates from instance-boundary.json, as the operator's policy
+# names it (any account: '*', as the policy's other ARNs), and what keeps it.
+BOUNDARY = "arn:aws:iam::*:policy/convox-rack-instance-boundary"
+ROLES = "arn:aws:iam::*:role/convox/*"
+BOUNDED_ACTIONS = {"iam:CreateRole", "iam:PutRolePolicy", "iam:PutRolePermissionsBoundary", "iam:AttachRolePolicy"}
+DENIED = {ROLES: {"iam:DeleteRolePermissionsBoundary"},
+          BOUNDARY: {"iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion",
+                     "iam:SetDefaultPolicyVersion"}}
 INSTANCE_ROLE = ROOT / "docs" / "policies" / "instance-role.json"
 SECURITY_DOC = ROOT / "docs" / "security.md"
 MANAGED_POLICY_LIMIT = 6144  # characters, whitespace not counted (IAM quota for a customer managed policy)
@@ -144,18 +161,30 @@ def _list(value):
 
 
 def load_policy():
-    return json.loads(POLICY.read_text())
+    """The operator's policy: the statements of both documents."""
+    return {"Version": "2012-10-17",
+            "Statement": [st for path in POLICIES for st in json.loads(path.read_text())["Statement"]]}
+
+
+def _iam_definition():
+    import parliament
+
+    return json.loads((Path(parliament.__file__).parent / "iam_definition.json").read_text())
 
 
 def service_authorization_reference():
     """{prefix: {action name: privilege}} from the Service Authorization Reference parliament ships."""
-    import parliament
-
-    path = Path(parliament.__file__).parent / "iam_definition.json"
-    return {s["prefix"]: {p["privilege"]: p for p in s["privileges"]} for s in json.loads(path.read_text())}
+    return {s["prefix"]: {p["privilege"]: p for p in s["privileges"]} for s in _iam_definition()}
 
 
 SAR = service_authorization_reference()
+# {prefix: {condition key: types}} (String, ARN, ArrayOfString, ...), from the same reference (which lists IAM
+# twice: iam:PermissionsBoundary is an ARN in one entry, a String in the other).
+CONDITION_TYPES = {}
+for _service in _iam_definition():
+    for _condition in _service["conditions"]:
+        CONDITION_TYPES.setdefault(_service["prefix"], {}).setdefault(_condition["condition"], set()).add(
+            _condition["type"])
 
 
 def sar_has(action):
@@ -173,8 +202,8 @@ def action_matches(pattern, action):
     return fnmatch.fnmatchcase(action.lower(), pattern.lower())
 
 
-def allowing(policy, action):
-    return [st for st in policy["Statement"] if st["Effect"] == "Allow"
+def allowing(policy, action, effect="Allow"):
+    return [st for st in policy["Statement"] if st["Effect"] == effect
             and any(action_matches(p, action) for p in _list(st["Action"]))]
 
 
@@ -221,12 +250,18 @@ def test_the_recording_covers_the_whole_lifecycle(lifecycle):
     assert r["installed"]["rack"]["status"] == "running" and r["installed"]["rack"]["private_subnet_ids"] == []
     assert r["rerun"]["changed"] is False, r["rerun"].get("plan")
     assert r["updated"]["rack"]["parameters"]["instance_type"] == "t3.medium"
+    # The boundary asked at install is recorded and kept by the runs that do not name it.
+    for name in ("planned", "installed", "updated", "privatised", "private", "repaired"):
+        assert r[name]["rack"]["parameters"]["permissions_boundary"] == lc.BOUNDARY, name
+    assert {"resource": "iam_role", "name": "convox-%s-%s-instance" % (lc.PUBLIC, lc.REGION), "action": "create",
+            "changes": {"permissions_boundary": lc.BOUNDARY}} in r["planned"]["plan"]
     assert ("instances", "replace") in _plan(r["updated"])
     assert r["privatised"]["rack"]["private_subnet_ids"] and ("nat_gateway", "create") in _plan(r["privatised"])
     assert r["private"]["rack"]["parameters"]["high_availability"] is True
     assert len(r["private"]["rack"]["private_subnet_ids"]) == 3
     repaired = {(c["resource"], c["action"], tuple(sorted(c.get("changes") or {}))) for c in r["repaired"]["plan"]}
-    for kind, detail in (("security_group", "ingress_remove"), ("iam_role", "trust_policy"), ("route_table", "route"),
+    for kind, detail in (("security_group", "ingress_remove"), ("iam_role", "trust_policy"),
+                         ("iam_role", "permissions_boundary"), ("route_table", "route"),
                          ("load_balancer", "subnets"), ("load_balancer", "security_groups"),
                          ("listener", "default_action"), ("bucket", "ownership")):
         assert any(k == kind and detail in d for k, _a, d in repaired), (kind, detail, repaired)
@@ -242,8 +277,24 @@ def test_the_recording_covers_the_whole_lifecycle(lifecycle):
     operations = recorded_operations(lifecycle)
     for op in ("ssm:PutParameter", "ec2:CreateNatGateway", "ec2:ReleaseAddress", "s3:DeleteObjects",
                "ecr:DeleteRepository", "iam:DetachRolePolicy", "ecs:UpdateContainerInstancesState",
-               "ec2:TerminateInstances", "autoscaling:TerminateInstanceInAutoScalingGroup", "tagging:GetResources"):
+               "ec2:TerminateInstances", "autoscaling:TerminateInstanceInAutoScalingGroup", "tagging:GetResources",
+               "iam:PutRolePermissionsBoundary"):
         assert op in operations, op
+
+
+def test_the_lifecycle_creates_its_roles_with_the_boundary(lifecycle):
+    """Every CreateRole the lifecycle made carried PermissionsBoundary (the proxy records the names of a
+    query request's parameters), so did every PutRolePermissionsBoundary; the roles read back have it."""
+    def calls(action):
+        return [r for r in lifecycle.records if r["forwarded"] and r["service"] == "iam" and r["action"] == action]
+    creates, puts = calls("CreateRole"), calls("PutRolePermissionsBoundary")
+    assert len(creates) == 2 and len(puts) == 1, (len(creates), len(puts))
+    for record in creates + puts:
+        assert "PermissionsBoundary" in record["extra"]["params"], record
+    assert calls("DeleteRolePermissionsBoundary") == []
+    for rack, boundary in lifecycle.observed["boundaries"].items():
+        assert boundary and boundary["PermissionsBoundaryArn"] == lc.BOUNDARY, (rack, boundary)
+    assert fnmatch.fnmatchcase(lc.BOUNDARY, BOUNDARY)
 
 
 # -- the policy against the recording ------------------------------------------------------------------------------
@@ -264,9 +315,19 @@ def test_every_allowed_action_is_used(lifecycle):
         for pattern in _list(st["Action"]):
             actions = expand(pattern)
             assert actions, "%s matches no action of the Service Authorization Reference" % pattern
+            if st["Effect"] == "Deny":
+                continue  # what the boundary needs kept (test_the_boundary_cannot_be_removed_or_edited)
             for action in actions - used:
                 unused[action] = pattern
     assert not unused, "allowed but never used:\n" + "\n".join("  %s (by %s)" % i for i in sorted(unused.items()))
+
+
+def test_nothing_needed_is_denied(lifecycle):
+    policy = load_policy()
+    needed = set(needed_actions(lifecycle)) | {e["action"] for e in CODE_ONLY}
+    needed |= {a for candidates in _code_operations().values() for op in candidates
+               for a in OPERATION_ACTIONS.get(op, [op])}
+    assert not {a for a in needed if allowing(policy, a, effect="Deny")}
 
 
 def test_buckets_touched_are_within_the_policys_resources(lifecycle):
@@ -353,19 +414,95 @@ def test_every_operation_the_code_names_is_allowed():
 
 # -- the document itself ---------------------------------------------------------------------------------------------
 
-def test_the_policy_is_plain_and_fits_a_managed_policy():
-    text = POLICY.read_text()
+@pytest.mark.parametrize("path", POLICIES, ids=[p.name for p in POLICIES])
+def test_the_policy_is_plain_and_fits_a_managed_policy(path):
+    text = path.read_text()
     policy = json.loads(text)
     assert policy["Version"] == "2012-10-17"
     assert len("".join(text.split())) <= MANAGED_POLICY_LIMIT
     for st in policy["Statement"]:
-        assert st["Effect"] == "Allow" and set(st) <= {"Sid", "Effect", "Action", "Resource", "Condition"}, st
+        assert set(st) <= {"Sid", "Effect", "Action", "Resource", "Condition"}, st
+        if st["Effect"] == "Deny":
+            # Only to keep the boundary: exactly those actions on those resources, unconditionally.
+            assert "Condition" not in st and len(_list(st["Resource"])) == 1, st
+            assert set(_list(st["Action"])) == DENIED[_list(st["Resource"])[0]], st
+            continue
+        assert st["Effect"] == "Allow", st
         for pattern in _list(st["Action"]):
             assert pattern != "*" and not pattern.endswith(":*"), pattern
         for condition in st.get("Condition", {}).values():
             for key, value in condition.items():
                 if key.startswith("aws:RequestTag/") or key.startswith("aws:ResourceTag/"):
                     assert value == "convox", (key, value)
+
+
+def _conditions(st, key):
+    """{operator: value} of the statement's conditions on `key`."""
+    return {op: values[key] for op, values in st.get("Condition", {}).items() if key in values}
+
+
+def test_roles_are_created_and_given_permissions_only_with_the_boundary():
+    """Each statement allowing an action that creates a role or changes its permissions (or its boundary)
+    requires the boundary, as AWS's delegation pattern does; nothing else of the operator's does."""
+    policy = load_policy()
+    for st in policy["Statement"]:
+        actions = set().union(*(expand(p) for p in _list(st["Action"])))
+        if st["Effect"] != "Allow" or not actions & BOUNDED_ACTIONS:
+            continue
+        assert actions <= BOUNDED_ACTIONS, st
+        assert _conditions(st, "iam:PermissionsBoundary") == {"ArnLike": BOUNDARY}, st
+        assert _list(st["Resource"]) == [ROLES], st
+        if "iam:CreateRole" in actions:
+            assert _conditions(st, "aws:RequestTag/System") == {"StringEquals": "convox"}, st
+    for action in BOUNDED_ACTIONS - {"iam:AttachRolePolicy"}:
+        assert allowing(policy, action), action
+    assert not allowing(policy, "iam:AttachRolePolicy"), "no managed policy is attached to a rack's role"
+    assert not allowing(policy, "iam:DeleteRolePermissionsBoundary")
+    assert not allowing(policy, "iam:CreatePolicy"), "the boundary policy is the administrator's to create"
+
+
+def test_the_boundary_cannot_be_removed_or_edited():
+    policy = load_policy()
+    for resource, actions in DENIED.items():
+        for action in actions:
+            assert any(resource in _list(st["Resource"]) for st in allowing(policy, action, effect="Deny")), action
+
+
+def test_roles_are_passed_to_ec2_only():
+    policy = load_policy()
+    statements = allowing(policy, "iam:PassRole")
+    assert statements
+    for st in statements:
+        assert _conditions(st, "iam:PassedToService") == {"StringEquals": "ec2.amazonaws.com"}, st
+        assert _list(st["Resource"]) == [ROLES], st
+
+
+def _condition_key_types(action, key):
+    return CONDITION_TYPES.get(action.split(":")[0], {}).get(key, set())
+
+
+def test_condition_keys_are_the_actions_own():
+    """Every condition key of a statement is one the Service Authorization Reference lists for each action
+    the statement allows (a key an action does not have is absent from its request: a condition on it
+    would deny the action, or with IfExists allow it unchecked), and its operator fits the key's type."""
+    wrong = []
+    for st in load_policy()["Statement"]:
+        actions = set().union(*(expand(p) for p in _list(st["Action"])))
+        for op, values in st.get("Condition", {}).items():
+            base = op.split(":")[-1].replace("IfExists", "")
+            for key in values:
+                generic = key.split("/")[0] + "/${TagKey}" if "/" in key else key
+                for action in sorted(actions):
+                    prefix, name = action.split(":")
+                    keys = {c for rt in SAR[prefix][name]["resource_types"] for c in rt["condition_keys"]}
+                    kinds = _condition_key_types(action, generic)
+                    if generic not in keys or not kinds:
+                        wrong.append((action, key, "not a condition key of the action"))
+                    elif base != "Null" and not any(base.startswith("String") and "String" in kind
+                                                    or base.startswith("Arn") and "ARN" in kind.upper()
+                                                    for kind in kinds):
+                        wrong.append((action, key, "%s on a key of type %s" % (op, sorted(kinds))))
+    assert not wrong, wrong
 
 
 def _parliament_findings(text):
@@ -386,7 +523,7 @@ def _accepted_findings():
 def test_parliament_finds_nothing_unexplained():
     accepted = _accepted_findings()
     unexplained, seen = [], set()
-    for finding in _parliament_findings(POLICY.read_text()):
+    for finding in _parliament_findings(json.dumps(load_policy())):
         if finding.severity in ("MUTE", "INFO", "LOW"):
             continue
         seen.add(finding.issue)

@@ -98,6 +98,15 @@ def cidr_ok(s):
                         ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4")))
 
 
+# The ARN of an IAM managed policy (the account's or AWS's), path and name of IAM's characters but the comma
+# (the ARN is recorded in a bucket tag), at most 256 characters (a tag value).
+BOUNDARY_SHAPE = re.compile(r"arn:aws(-[a-z]+)*:iam::([0-9]{12}|aws):policy/([A-Za-z0-9+=.@_-]+/)*[A-Za-z0-9+=.@_-]{1,128}")
+
+
+def boundary_ok(s):
+    return isinstance(s, str) and (s == "" or (BOUNDARY_SHAPE.fullmatch(s) is not None and len(s) <= 256))
+
+
 def utf16(s):
     return len(s.encode("utf-16-le")) // 2
 
@@ -502,6 +511,47 @@ def test_wait_timeouts_within_bounds_are_accepted(seconds):
     P.validate_uninstall_request(rack_request(wait_timeout=seconds, state="absent"))
 
 
+valid_boundaries = st.from_regex(
+    r"arn:aws(-us-gov|-cn)?:iam::([0-9]{12}|aws):policy/([A-Za-z0-9+=.@_-]{1,20}/){0,3}[A-Za-z0-9+=.@_-]{1,128}",
+    fullmatch=True).filter(boundary_ok)
+
+
+@st.composite
+def near_miss_boundaries(draw):
+    arn = draw(valid_boundaries)
+    head, name = arn.split(":policy/", 1)
+    return draw(st.sampled_from([
+        arn.replace(":iam::", ":iam:us-east-1:"), arn.replace(":policy/", ":role/"), arn.replace("arn:", "ARN:"),
+        head + ":policy/" + name + ",x", head + ":policy/" + name + " ", head + ":policy/", head + ":policy/a//b",
+        head + ":policy/" + name + "\n", arn.replace(":iam::", ":iam::12345:"), arn.replace(":iam::", ":s3::"),
+        head + ":policy/" + "p" * (257 - len(head) - len(":policy/")), name, "arn:aws:iam::123456789012:user/x"]))
+
+
+invalid_boundaries = st.one_of(anything.filter(bool), near_miss_boundaries()).filter(lambda s: not boundary_ok(s))
+
+
+@props(200)
+@given(invalid_boundaries)
+def test_invalid_permissions_boundaries_are_refused(arn):
+    assert_names(refusal(P.validate_request, rack_request(permissions_boundary=arn)), "permissions_boundary",
+                 "must be the ARN of an IAM managed policy", "must be at most 256 characters")
+
+
+@props(100)
+@given(valid_boundaries)
+def test_valid_permissions_boundaries_are_accepted(arn):
+    P.validate_request(rack_request(permissions_boundary=arn))
+    P.validate_request(rack_request(permissions_boundary=""))
+
+
+def test_a_permissions_boundary_takes_one_tag_of_the_users():
+    arn = "arn:aws:iam::123456789012:policy/convox-rack-instance-boundary"
+    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(35)}, permissions_boundary=arn))
+    assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(36)},
+                                                          permissions_boundary=arn)), "tags", "at most 35 fit")
+    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(36)}))
+
+
 # -- tags (rack and app) -----------------------------------------------------------------------------------------
 
 @props(150)
@@ -769,7 +819,7 @@ INVALID = {
                  instance_type=invalid_instance_types, instance_count=st.one_of(invalid_counts, invalid_ints),
                  private=invalid_bools, high_availability=invalid_bools, vpc_cidr=invalid_cidrs,
                  internal_only=invalid_bools, log_retention=st.one_of(invalid_retention, invalid_ints),
-                 image_id=invalid_images, tags=st.one_of(invalid_tags(P.MAX_RACK_USER_TAGS), invalid_dicts),
+                 image_id=invalid_images, permissions_boundary=invalid_boundaries, tags=st.one_of(invalid_tags(P.MAX_RACK_USER_TAGS), invalid_dicts),
                  resource_tags=invalid_tags(P.MAX_RACK_USER_TAGS), purge_tags=invalid_bools, wait=invalid_bools,
                  wait_timeout=st.one_of(invalid_waits, invalid_ints), force=invalid_bools, purge_data=invalid_bools),
     "rack_info": dict(COMMON_INVALID, name=invalid_rack_names),

@@ -279,12 +279,23 @@ class RackBuilder:
         def iam(op, what, **kw):
             return self.aws.call("iam", op, "%s %s" % (what, role_name), **kw)
         role = self.state.role
+        # The permissions boundary: set on creation, and put on an existing role whose boundary differs,
+        # before its inline policy (an operator policy may allow PutRolePolicy only on roles that carry the
+        # boundary). Unset (""), an existing role's boundary is left as it is, as amazon.aws.iam_role does.
+        boundary = self.wanted.get("permissions_boundary") or None
         if role is None:
-            self.plan.change("iam_role", role_name, "create", lambda: iam(
-                "create_role", "IAM role", RoleName=role_name, Path="/convox/",
-                AssumeRolePolicyDocument=json.dumps(D.ec2_trust_policy()),
-                Description="ECS container instances of convox rack %s" % self.rack, Tags=_tl(self.tags)))
+            create = dict(RoleName=role_name, Path="/convox/", AssumeRolePolicyDocument=json.dumps(D.ec2_trust_policy()),
+                          Description="ECS container instances of convox rack %s" % self.rack, Tags=_tl(self.tags))
+            if boundary:
+                create["PermissionsBoundary"] = boundary
+            self.plan.change("iam_role", role_name, "create", lambda: iam("create_role", "IAM role", **create),
+                             detail={"permissions_boundary": boundary} if boundary else None)
         else:
+            current = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+            if boundary and current != boundary:
+                self.plan.change("iam_role", role_name, "update", lambda: iam(
+                    "put_role_permissions_boundary", "IAM role", RoleName=role_name, PermissionsBoundary=boundary),
+                    detail={"permissions_boundary": {"before": current, "after": boundary}})
             if not D.policy_equal(role.get("AssumeRolePolicyDocument"), D.ec2_trust_policy()):
                 self.plan.change("iam_role", role_name, "update", lambda: iam(
                     "update_assume_role_policy", "IAM role", RoleName=role_name,

@@ -36,6 +36,13 @@ MAX_INSTANCE_COUNT = 5000
 # A run that dies holds its rack until its lease (wait_timeout plus LEASE_MARGIN) expires.
 MAX_WAIT_TIMEOUT = 86400
 IMAGE_ID_RE = re.compile(r"^ami-[0-9a-f]{8,17}\Z")
+# The ARN of an IAM managed policy: a customer managed policy of an account (12 digits) or an AWS
+# managed one (account "aws"), with an optional path. Names and path segments take IAM's characters
+# except the comma, which the rack's bucket tags (where the ARN is recorded) do not take.
+POLICY_NAME_CHARS = "A-Za-z0-9+=.@_-"
+POLICY_ARN_RE = re.compile(
+    r"^arn:(?P<partition>aws(?:-[a-z]+)*):iam::(?P<account>[0-9]{12}|aws):policy/"
+    r"(?P<path>(?:[%s]+/)*)(?P<name>[%s]{1,128})\Z" % (POLICY_NAME_CHARS, POLICY_NAME_CHARS))
 # A region is a DNS label of AWS's endpoints: 63 characters at most.
 REGION_RE = re.compile(r"^(?=.{1,63}\Z)[a-z]{2,4}(-[a-z]+)+-[0-9]+\Z")
 # Networks no instance can be addressed in: "this network", loopback, link-local (where the
@@ -49,11 +56,14 @@ STATE_TAG_PREFIX = "convox:"
 # AWS's tag limits (IAM, CloudWatch Logs, ELB, ECS: the strictest of the services a rack tags):
 # keys of 1 to 128 characters, values of at most 256, both of letters, digits, spaces and
 # _ . : / = + - @ only; 50 tags a resource. The rack's bucket carries up to 14 tags of the
-# collection (System, Rack, Type, the parameters, version, status, lease), an app's 4.
+# collection (System, Rack, Type, the parameters, version, status, lease), 15 with a
+# permissions boundary (convox:permissions_boundary), an app's 4.
 TAG_KEY_MAX = 128
 TAG_VALUE_MAX = 256
 TAG_PUNCTUATION = "_.:/=+-@"
 MAX_RACK_USER_TAGS = 50 - 14
+# One tag fewer for the user when the rack records a permissions boundary.
+MAX_RACK_USER_TAGS_WITH_BOUNDARY = MAX_RACK_USER_TAGS - 1
 MAX_APP_USER_TAGS = 50 - 4
 
 # While a run holds a rack, its bucket carries convox:status (installing, updating,
@@ -89,6 +99,7 @@ PARAMETER_KINDS = {
     "internal_only": bool,
     "log_retention": int,
     "image_id": str,
+    "permissions_boundary": str,
 }
 
 DEFAULTS = {
@@ -99,6 +110,7 @@ DEFAULTS = {
     "internal_only": False,
     "log_retention": 7,
     "image_id": "",
+    "permissions_boundary": "",
 }
 
 # Parameters that cannot change once the rack exists, and the message why.
@@ -119,6 +131,7 @@ RACK_ARGUMENT_SPEC = dict(
     internal_only=dict(type="bool"),
     log_retention=dict(type="int"),
     image_id=dict(type="str"),
+    permissions_boundary=dict(type="str"),
     tags=dict(type="dict", aliases=["resource_tags"]),
     purge_tags=dict(type="bool", default=True),
     wait=dict(type="bool", default=True),
@@ -265,8 +278,50 @@ def validate_request(params):
     if params.get("image_id") and not IMAGE_ID_RE.match(params["image_id"]):
         raise ValidationError("image_id", "must be an AMI id such as ami-0123456789abcdef0 (got %s)"
                               % shown(params["image_id"]))
+    validate_permissions_boundary(params.get("permissions_boundary"))
     validate_wait_timeout(params.get("wait_timeout"))
-    validate_tags(params.get("tags"))
+    validate_tags(params.get("tags"), limit=user_tag_limit(params.get("permissions_boundary")))
+
+
+def user_tag_limit(boundary):
+    """How many tags of the user's fit on the rack's bucket next to the collection's own."""
+    return MAX_RACK_USER_TAGS_WITH_BOUNDARY if boundary else MAX_RACK_USER_TAGS
+
+
+def validate_permissions_boundary(arn):
+    """The ARN of the managed policy to set as the instance role's permissions boundary; empty or None: none
+    asked (an existing role's boundary is left as it is)."""
+    if not arn:
+        return None
+    example = "such as arn:aws:iam::123456789012:policy/convox-rack-instance-boundary"
+    if len(arn) > TAG_VALUE_MAX:
+        raise ValidationError(
+            "permissions_boundary", "must be at most %d characters, as the rack records it in a tag of its bucket"
+            " (got %d)" % (TAG_VALUE_MAX, len(arn)))
+    match = POLICY_ARN_RE.match(arn)
+    if not match:
+        raise ValidationError(
+            "permissions_boundary",
+            "must be the ARN of an IAM managed policy, arn:<partition>:iam::<12-digit account id or aws>:policy/"
+            "[<path>/]<name>, %s; the path and name of letters, digits and + = . @ _ - (got %s)"
+            % (example, shown(arn)))
+    return match
+
+
+def check_permissions_boundary(arn, partition, account):
+    """After the caller's identity is known, before any write: the boundary is a policy of this account (or
+    AWS's) in this partition, as IAM requires of a permissions boundary."""
+    match = validate_permissions_boundary(arn)
+    if not match:
+        return
+    if match.group("partition") != partition:
+        raise ValidationError(
+            "permissions_boundary", "must be in the partition of the account the rack is installed in (%s; got %s)"
+            % (partition, shown(arn)))
+    if match.group("account") not in (account, "aws"):
+        raise ValidationError(
+            "permissions_boundary", "must be a policy of the account the rack is installed in (%s) or an AWS managed"
+            " policy (got %s): IAM sets no other account's policy as a boundary" % (account, shown(arn)))
 
 
 def validate_log_retention(days):

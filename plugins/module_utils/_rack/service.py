@@ -16,8 +16,9 @@ from .errors import RackError, ValidationError
 from .lock import locked_first, with_run_lock
 from .naming import RackNames
 from .observe import Identity, read_rack, tag_dict, user_tags
-from .params import (COLLECTION_VERSION, STATE_TAG_PREFIX, check_immutable, effective_parameters,
-                     lease_active, merge_user_tags, validate_name, validate_request)
+from .params import (COLLECTION_VERSION, STATE_TAG_PREFIX, check_immutable, check_permissions_boundary,
+                     effective_parameters, lease_active, merge_user_tags, user_tag_limit, validate_name,
+                     validate_request)
 from .plan import CHECK_MODE_ID, Plan
 from .teardown import RackTeardown
 
@@ -137,8 +138,14 @@ class RackService:
             recorded = {}
         wanted = effective_parameters(p, recorded)
         check_immutable(recorded, wanted)
+        check_permissions_boundary(wanted["permissions_boundary"], self.identity.partition, self.identity.account)
         recorded_tags = user_tags((state.bucket or {}).get("tags"))
         tags = merge_user_tags(recorded_tags, p.get("tags"), p.get("purge_tags", True))
+        limit = user_tag_limit(wanted["permissions_boundary"])
+        if len(tags) > limit:
+            raise ValidationError(
+                "tags", "the rack would have %d tags of yours; at most %d fit next to the collection's own with a"
+                " permissions_boundary (AWS allows 50 a resource)" % (len(tags), limit))
 
         plan = Plan(self.check_mode)
         builder = RackBuilder(self.aws, self.region, self.identity, state, wanted, tags, plan, self.deadline,
