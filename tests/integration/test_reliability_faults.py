@@ -232,11 +232,11 @@ def test_a_lost_answer_to_a_create_is_finished_by_one_rerun(local_aws, aws_proxy
         own = [d for d in duplicates if d.startswith("+ %s " % kind)]
         comes_with = [d for d in duplicates if d not in own]
         assert len(own) == 1, duplicates
-        assert (sorted(d.split(" ", 2)[1] for d in comes_with) == (["route_table", "security_group"]
-                                                                    if kind == "vpc" else [])), duplicates
+        with_it = ["route_table", "security_group"] if kind == "vpc" else []
+        assert sorted(d.split(" ", 2)[1] for d in comes_with) == with_it, duplicates
         checked = R.service_run(account, aws_proxy.url, check_mode=True, wait_timeout=60)
         assert checked[0] == "ok", checked[1]
-        assert [k for k, _ in _duplicate_deletions(checked[1])] == [kind], checked[1]["plan"]
+        assert [d[0] for d in _duplicate_deletions(checked[1])] == [kind], checked[1]["plan"]
         assert R.picture(account, [R.RACK]).as_dict() == after_first.as_dict(), "check mode changed the account"
     rerun = R.service_run(account, aws_proxy.url, wait_timeout=60)
     R.report("lost answer of %s" % action, {"first run": first[0] if first[0] == "ok" else first[1][:160],

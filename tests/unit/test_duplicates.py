@@ -185,9 +185,9 @@ def test_create_route_table_sends_a_client_token_of_the_run_and_the_table(stubbe
                    {"RouteTableId": "rtb-new", "SubnetId": "subnet-1"})
         b._ensure_route_table("vpc-1", name_suffix[0], name_suffix[1], {"GatewayId": "igw-1"}, ["subnet-1"])
         return [p for op, p in stubbed.log if op == "ec2:create_route_table"][-1]["ClientToken"]
-    first, _ = builder(stubbed, RackState(NAMES))
+    first = builder(stubbed, RackState(NAMES))[0]
     public, private = created(first, ("public", None)), created(first, ("private", 0))
-    other_run, _ = builder(stubbed, RackState(NAMES))
+    other_run = builder(stubbed, RackState(NAMES))[0]
     assert public != private, "two tables of one run share a token"
     assert created(other_run, ("public", None)) != public, "a token outlived its run"
     assert public == first._client_token("%s-public" % NAMES.base), "the token is not the table's own"
