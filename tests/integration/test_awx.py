@@ -306,8 +306,8 @@ DIRECT_PLAY = [{"name": "Call the modules directly", "hosts": "localhost", "conn
                 "gather_facts": False, "tasks": [
                     {"name": "Read every rack", "convox.rack.rack_info": {}},
                     {"name": "Read one rack", "convox.rack.rack_info": {"name": "token-none"}},
-                    {"name": "Uninstall a rack that is not there", "convox.rack.rack": {"name": "token-none",
-                                                                                      "state": "absent"}},
+                    {"name": "Uninstall a rack that is not there",
+                     "convox.rack.rack": {"name": "token-none", "state": "absent"}},
                     # AWS says there is no such rack: the module read it
                     {"name": "Read the apps of a rack that is not there", "convox.rack.app_info": {"rack": "token-none"},
                      "register": "apps", "failed_when": "'no rack named token-none' not in apps.msg | default('')"},
