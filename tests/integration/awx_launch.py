@@ -50,6 +50,8 @@ from contextlib import contextmanager
 
 import yaml
 
+from inventory_cli import plain
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "examples", "awx")
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
@@ -348,19 +350,6 @@ class Job:
             res = event["event_data"].get("res", {})
             lines.append("FAILED %s: %s" % (event["event_data"].get("task"), res.get("msg") or res))
         return "\n".join(lines) + "\n" + self.stdout[-6000:]
-
-
-def plain(data):
-    """An inventory as a job reads it back from AWX: ansible-core 2.19 exports each string an inventory
-    plugin set as {"__ansible_unsafe": value}; AWX stores that, and Ansible's JSON decoder turns it back
-    into the (unsafe) string when a job loads AWX's inventory script."""
-    if isinstance(data, dict):
-        if set(data) == {"__ansible_unsafe"}:
-            return data["__ansible_unsafe"]
-        return {k: plain(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [plain(v) for v in data]
-    return data
 
 
 class InventoryUpdate:
