@@ -440,6 +440,7 @@ def sts_recorder(local_aws):
     recorder = awx_launch.StsRecorder(local_aws.endpoint).start()
     yield recorder
     recorder.stop()
+    assert not recorder.errors, recorder.errors
 
 
 @pytest.fixture(scope="module")
