@@ -19,7 +19,9 @@ after AWS acted (kind ``lost``, not in the default mix) is available to tests th
 A hook (callable(Record)) sees every AWS request before it is answered; what it returns, when it
 is a fault kind, is the fault of that request (whatever was drawn): a test can kill the client
 after its Nth call and choose whether that call still reaches AWS ("drop": it does not, "lost": it
-does and its answer is lost, None: it goes on as drawn).
+does and its answer is lost, None: it goes on as drawn). An `answered` callback
+(callable(Record, request body, status, answer body)) sees each request that reached AWS with
+AWS's answer, before the client gets it: a test can keep what AWS handed out.
 
 Used in-process by the tests (``AwsProxy``) and standalone:
   python scripts/aws_proxy.py --upstream http://127.0.0.1:4566 --port 4599 \
@@ -211,15 +213,19 @@ class AwsProxy:
     test can kill a process after the Nth call from it); a fault kind it returns replaces the
     drawn one for that request. An exception in the hook is kept in `hook_errors` and the request
     then goes on as drawn.
+    answered: optional callable(Record, request body, status, answer body), called for every AWS
+    request that reached the upstream, with its answer, before the client gets it (whether the
+    answer is then lost or not). An exception in it is kept in `hook_errors` too.
     """
 
     def __init__(self, upstream, fault_rate=0.0, seed=0, faults=FAULT_KINDS, slow_seconds=(0.2, 1.0),
-                 match=None, hook=None, host="127.0.0.1", port=0, record_file=None):
+                 match=None, hook=None, host="127.0.0.1", port=0, record_file=None, answered=None):
         self.upstream = urllib.parse.urlsplit(upstream)
         self.lock = threading.Lock()
         self.records = []
         self.host, self.port = host, port
         self.hook = hook
+        self.answered = answered
         self.hook_errors = []
         self.record_file = record_file
         self._server = None
@@ -427,6 +433,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if record is not None:
                 record.forwarded = True
                 record.status = resp.status
+                if self.owner.answered:
+                    try:
+                        self.owner.answered(record, body, resp.status, payload)
+                    except Exception as e:  # noqa: BLE001 - as for the hook: the client still gets its answer
+                        self.owner.hook_errors.append("%s: answered: %r" % (record.name, e))
             if lose:
                 self.close_connection = True
                 try:

@@ -45,12 +45,16 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 
 import yaml
 
+from inventory_cli import plain
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))          # aws_proxy (StsRecorder)
 EXAMPLES = os.path.join(ROOT, "examples", "awx")
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 
@@ -350,19 +354,6 @@ class Job:
         return "\n".join(lines) + "\n" + self.stdout[-6000:]
 
 
-def plain(data):
-    """An inventory as a job reads it back from AWX: ansible-core 2.19 exports each string an inventory
-    plugin set as {"__ansible_unsafe": value}; AWX stores that, and Ansible's JSON decoder turns it back
-    into the (unsafe) string when a job loads AWX's inventory script."""
-    if isinstance(data, dict):
-        if set(data) == {"__ansible_unsafe"}:
-            return data["__ansible_unsafe"]
-        return {k: plain(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [plain(v) for v in data]
-    return data
-
-
 class InventoryUpdate:
     def __init__(self, update_id, private_data_dir, result, stdout):
         self.id = update_id
@@ -570,77 +561,46 @@ class Controller:
 # -- what STS was asked -------------------------------------------------------------------------------------
 
 class StsRecorder:
-    """A forwarding HTTP layer in front of the local AWS that keeps each STS AssumeRole it passes: the
-    role, the external id and the session name asked for, and the keys AWS answered with. (The local
-    AWS takes any external id; this is how a test sees which one was sent.)"""
+    """A forwarding HTTP layer in front of the local AWS (scripts/aws_proxy.py, recording only) that keeps
+    each STS AssumeRole it passes: the role, the external id and the session name asked for, and the
+    keys AWS answered with. (The local AWS takes any external id; this is how a test sees which one
+    was sent.)"""
 
     def __init__(self, upstream):
-        import urllib.parse
+        from aws_proxy import AwsProxy
 
-        self.upstream = urllib.parse.urlsplit(upstream)
         self.assumed = []
-        self._server = None
+        self._proxy = AwsProxy(upstream, answered=self._answered)
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self._server.server_address[1]
+        return self._proxy.url
 
-    def start(self):
-        import http.client
-        import http.server
-        import threading
+    @property
+    def errors(self):
+        """What went wrong reading an answer (AssumeRole answered but not recorded)."""
+        return self._proxy.hook_errors
+
+    def _answered(self, record, body, status, payload):
         import urllib.parse
         import xml.etree.ElementTree as ET
 
-        recorder = self
+        if record.name != "sts:AssumeRole" or status != 200:
+            return
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        creds = {el.tag.split("}")[-1]: el.text for el in ET.fromstring(payload).iter() if el.tag.split("}")[-1] in
+                 ("AccessKeyId", "SecretAccessKey", "SessionToken")}
+        self.assumed.append({
+            "role_arn": form.get("RoleArn", [""])[0], "external_id": form.get("ExternalId", [None])[0],
+            "session_name": form.get("RoleSessionName", [""])[0], "access_key_id": creds["AccessKeyId"],
+            "secret_access_key": creds["SecretAccessKey"], "session_token": creds["SessionToken"]})
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                form = urllib.parse.parse_qs(body.decode("utf-8", "replace")) if body else {}
-                conn = http.client.HTTPConnection(recorder.upstream.hostname, recorder.upstream.port, timeout=300)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
-                try:
-                    conn.request(self.command, self.path, body=body, headers=headers)
-                    resp = conn.getresponse()
-                    payload = resp.read()
-                finally:
-                    conn.close()
-                if form.get("Action") == ["AssumeRole"] and resp.status == 200:
-                    root = ET.fromstring(payload)
-                    creds = {el.tag.split("}")[-1]: el.text for el in root.iter() if el.tag.split("}")[-1] in
-                             ("AccessKeyId", "SecretAccessKey", "SessionToken")}
-                    recorder.assumed.append({
-                        "role_arn": form.get("RoleArn", [""])[0], "external_id": form.get("ExternalId", [None])[0],
-                        "session_name": form.get("RoleSessionName", [""])[0], "access_key_id": creds["AccessKeyId"],
-                        "secret_access_key": creds["SecretAccessKey"], "session_token": creds["SessionToken"]})
-                self.send_response_only(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length", "keep-alive"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="sts-recorder", daemon=True).start()
+    def start(self):
+        self._proxy.start()
         return self
 
     def stop(self):
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._proxy.stop()
 
 
 # -- the definitions in examples/awx ---------------------------------------------------------------------

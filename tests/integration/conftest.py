@@ -149,6 +149,22 @@ def runner(local_aws):
     return Runner(local_aws)
 
 
+@pytest.fixture()
+def shared_dir(tmp_path_factory, worker_id):
+    """A directory all workers of this test session share (pytest-xdist gives each its own basetemp)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if worker_id != "master" else base
+
+
+@pytest.fixture()
+def base(local_aws, shared_dir):
+    """The fault-free baseline of the reliability tests (reliability.baseline: the account pictured
+    after each step of a rack's life, and each run's AWS actions), made once a session."""
+    import reliability  # here, not at the top: reliability.py imports this module
+
+    return reliability.baseline(local_aws, shared_dir)
+
+
 def live_tagged(aws, rack):
     """Every live resource still tagged as part of `rack`, as 'kind id' strings."""
     ec2 = aws.client("ec2")

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 
 import boto3
 import jinja2
@@ -297,6 +298,82 @@ def test_command_line_uninstall_and_delete_need_no_confirmation(runner):
     assert "rack_confirm" not in proc.stdout
 
 
+# -- AWS_SECURITY_TOKEN on every path, not only the roles' ----------------------------------------------------
+
+SECURITY_TOKEN_ACCOUNT = "565656565656"   # an account of its own: no rack of another test shows up
+# Every module of the collection, called directly (no role to pass the token on).
+DIRECT_PLAY = [{"name": "Call the modules directly", "hosts": "localhost", "connection": "local",
+                "gather_facts": False, "tasks": [
+                    {"name": "Read every rack", "convox.rack.rack_info": {}},
+                    {"name": "Read one rack", "convox.rack.rack_info": {"name": "token-none"}},
+                    {"name": "Uninstall a rack that is not there",
+                     "convox.rack.rack": {"name": "token-none", "state": "absent"}},
+                    # AWS says there is no such rack: the module read it
+                    {"name": "Read the apps of a rack that is not there", "convox.rack.app_info": {"rack": "token-none"},
+                     "register": "apps", "failed_when": "'no rack named token-none' not in apps.msg | default('')"},
+                    {"name": "Delete an app of a rack that is not there",
+                     "convox.rack.app": {"rack": "token-none", "name": "web", "state": "absent"}}]}]
+
+
+def awx_credential_env(local_aws):
+    """The environment AWX's Amazon Web Services credential gives a job (temporary keys, the token as
+    AWS_SECURITY_TOKEN), and nothing else about AWS's credentials (no AWS_SESSION_TOKEN, no profile)."""
+    key, secret, token = temporary_keys(local_aws, SECURITY_TOKEN_ACCOUNT, session="security-token")
+    assert key.startswith("ASIA")
+    return awx_launch.aws_credential(key, secret, token).env
+
+
+def run_with(runner, env, playbook, tmp_path, extra_vars=None, expect_rc=0):
+    """Run a playbook (a path, or a play as a list) with `env`; its stdout and the AWS calls it made."""
+    if not isinstance(playbook, str):
+        path = tmp_path / "direct.yml"
+        path.write_text(yaml.safe_dump(playbook))
+        playbook = str(path)
+    runner.proxy.clear()
+    proc = runner.playbook(playbook, extra_vars, env=env, expect_rc=expect_rc)
+    return types.SimpleNamespace(calls=runner.proxy.forwarded(), stdout=proc.stdout)
+
+
+@pytest.fixture()
+def proxied(local_aws, aws_proxy):
+    from conftest import Runner
+
+    return Runner(local_aws, proxy=aws_proxy)
+
+
+def test_security_token_is_used_by_racks_yml_and_direct_module_calls(proxied, local_aws, tmp_path):
+    """Outside the roles (racks.yml, switch.yml and the modules themselves), with AWX's credential alone
+    (AWS_SECURITY_TOKEN, which amazon.aws 10 does not read): every call carries the token."""
+    env = awx_credential_env(local_aws)
+    key = env["AWS_ACCESS_KEY_ID"]
+    run = run_with(proxied, env, "playbooks/racks.yml", tmp_path)
+    assert "NAME  STATUS" in run.stdout
+    assert "tagging:GetResources" in {r.name for r in run.calls}
+    assert_signed_by(run, key)
+    # switch.yml reads the racks as racks.yml does (and, with no rack of that name, fails after reading)
+    run = run_with(proxied, env, "playbooks/switch.yml", tmp_path, {"rack": "token-none"}, expect_rc=2)
+    assert "could not find rack: token-none" in run.stdout
+    assert_signed_by(run, key)
+    # -vvv: the results show their invocation; the token is hidden there as session_token's own value is
+    run = run_with(proxied, dict(env, ANSIBLE_VERBOSITY="3"), DIRECT_PLAY, tmp_path)
+    names = {r.name for r in run.calls}
+    assert {"tagging:GetResources", "sts:GetCallerIdentity"} <= names, sorted(names)
+    assert_signed_by(run, key)
+    assert '"invocation"' in run.stdout and env["AWS_SECURITY_TOKEN"] not in run.stdout
+
+
+def test_security_token_is_not_paired_with_keys_given_as_options(proxied, local_aws, tmp_path):
+    """Keys given as module options are another principal's: the environment's AWS_SECURITY_TOKEN (AWX's
+    credential) is not sent with them."""
+    env = awx_credential_env(local_aws)
+    options = {"access_key": "AKIAOPTIONKEY0000001", "secret_key": "option-secret"}
+    play = [dict(DIRECT_PLAY[0], tasks=[{"name": "Read every rack", "convox.rack.rack_info": options},
+                                        {"name": "Uninstall a rack that is not there",
+                                         "convox.rack.rack": dict(options, name="token-none", state="absent")}])]
+    run = run_with(proxied, env, play, tmp_path)
+    assert_signed_by(run, options["access_key"], with_token=False)
+
+
 # -- the setup playbook, against AWX's API ---------------------------------------------------------------------
 
 def test_setup_playbook_defines_everything_in_awx(tmp_path):
@@ -363,6 +440,7 @@ def sts_recorder(local_aws):
     recorder = awx_launch.StsRecorder(local_aws.endpoint).start()
     yield recorder
     recorder.stop()
+    assert not recorder.errors, recorder.errors
 
 
 @pytest.fixture(scope="module")

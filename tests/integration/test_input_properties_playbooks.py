@@ -26,6 +26,8 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from inventory_cli import ansible_inventory, listed
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 BATCH_PLAYBOOK = os.path.join(ROOT, "tests", "integration", "playbooks", "module_batch.yml")
@@ -353,17 +355,6 @@ def account_client(local_aws, env, service):
                         aws_session_token=env["AWS_SESSION_TOKEN"])
 
 
-def plain(data):
-    """ansible-inventory's JSON without its {"__ansible_unsafe": value} markers."""
-    if isinstance(data, dict):
-        if set(data) == {"__ansible_unsafe"}:
-            return data["__ansible_unsafe"]
-        return {k: plain(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [plain(v) for v in data]
-    return data
-
-
 def tag_dict(tags):
     return {t["Key"]: t["Value"] for t in tags or []}
 
@@ -411,10 +402,8 @@ def test_tags_aws_allows_are_written_and_read_back_verbatim_and_never_templated(
         "plugin": "convox.rack.racks", "regions": ["us-east-1"],
         "compose": {"rack_note": "rack_tags.note", "rack_everything": "rack_tags"},
         "keyed_groups": [{"key": "rack_tags.cmd", "prefix": "cmd"}, {"key": "rack_tags.note", "prefix": "note"}]}))
-    listing = subprocess.run([os.path.join(VENV_BIN, "ansible-inventory"), "-i", str(config), "--list"], cwd=ROOT,
-                             env=dict(runner.env, **env), capture_output=True, text=True, timeout=300, check=True)
-    listed = plain(json.loads(listing.stdout))
-    host = listed["_meta"]["hostvars"]["local/%s" % rack]
+    listing = listed(ansible_inventory(config, "--list", env=dict(runner.env, **env)))
+    host = listing["_meta"]["hostvars"]["local/%s" % rack]
     assert host["rack_tags"] == everything
     assert host["rack_note"] == OUTSIDE_TAGS["note"] and host["rack_everything"] == everything
 

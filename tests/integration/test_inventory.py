@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 import pytest
 import yaml
+
+from inventory_cli import ansible_inventory, listed, plain
 
 # As conftest.py has them (not imported from it: pytest tests/ loads two modules named conftest).
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -59,32 +60,11 @@ def install(runner, env, rack, region="us-east-1", **params):
     return result["rack"]
 
 
-def plain(data):
-    """ansible-inventory's JSON with its {"__ansible_unsafe": value} markers taken off (ansible-core
-    2.19 marks every string an inventory plugin sets, as none is trusted as a template)."""
-    if isinstance(data, dict):
-        if set(data) == {"__ansible_unsafe"}:
-            return data["__ansible_unsafe"]
-        return {k: plain(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [plain(v) for v in data]
-    return data
-
-
-def listed(proc):
-    return plain(json.loads(proc.stdout))
-
-
 def inventory(local_aws, env, config, tmp_path, *args, expect_rc=0, name="racks.convox.yml"):
     """ansible-inventory -i <config> ARGS from the repository root, as a user runs it."""
     path = tmp_path / name
     path.write_text(yaml.safe_dump(dict({"plugin": "convox.rack.racks"}, **config)))
-    run_env = dict(local_aws.env, **env)
-    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-inventory"), "-i", str(path)] + list(args), cwd=ROOT,
-                          env=run_env, capture_output=True, text=True, timeout=300, check=False)
-    if expect_rc is not None and proc.returncode != expect_rc:
-        raise AssertionError("ansible-inventory exited %d\n%s\n%s" % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
-    return proc
+    return ansible_inventory(path, *args, env=dict(local_aws.env, **env), expect_rc=expect_rc)
 
 
 # -- the world of this module ----------------------------------------------------------------------------------

@@ -25,17 +25,6 @@ from conftest import REGION
 SEED = 20266
 
 
-@pytest.fixture()
-def shared_dir(tmp_path_factory, worker_id):
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if worker_id != "master" else base
-
-
-@pytest.fixture()
-def base(local_aws, shared_dir):
-    return R.baseline(local_aws, shared_dir)
-
-
 # -- the proxy itself ---------------------------------------------------------------------------------------------
 def _client(proxy, service, attempts=1):
     return boto3.client(service, region_name=REGION, endpoint_url=proxy.url, aws_access_key_id="testing",

@@ -35,17 +35,6 @@ CHAINS = {
 }
 
 
-@pytest.fixture()
-def shared_dir(tmp_path_factory, worker_id):
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if worker_id != "master" else base
-
-
-@pytest.fixture()
-def base(local_aws, shared_dir):
-    return R.baseline(local_aws, shared_dir)
-
-
 def kill_point(point, actions):
     """(N, counting): kill at the Nth request that counting(record) accepts (all when None). An
     "action" point is the first request of that action in the run itself (parallel reads make

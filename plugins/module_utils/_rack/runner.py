@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import os
+
 try:
     import boto3
     import botocore
@@ -29,6 +31,50 @@ def region_of(module):
     return region
 
 
+# The environment variables amazon.aws reads the keys from, in its order (modules.py,
+# _aws_common_argument_spec: the first one set wins).
+ENV_KEYS = {"access_key": ("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY"),
+            "secret_key": ("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY")}
+
+
+def env_security_token(params, environ=None):
+    """The session token to take from AWS_SECURITY_TOKEN, or None.
+
+    AWX's and Automation Controller's "Amazon Web Services" credential sets AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY and, for temporary keys, AWS_SECURITY_TOKEN: the old name of the session
+    token, which amazon.aws 10 no longer reads (its session_token option falls back to
+    AWS_SESSION_TOKEN only), so temporary keys would go to AWS without their token. The token is
+    taken only where it belongs to the keys in use:
+    - no session token came from the options or AWS_SESSION_TOKEN (None: an empty string given
+      on purpose means no token);
+    - no profile (a profile brings its own credentials; amazon.aws refuses a profile with keys);
+    - both keys came from the environment, as amazon.aws read them (AWS_ACCESS_KEY_ID or
+      AWS_ACCESS_KEY, AWS_SECRET_ACCESS_KEY or AWS_SECRET_KEY): keys given as options are another
+      principal's, and no keys at all leave the credentials to boto3, whose own environment
+      provider reads AWS_SECURITY_TOKEN with the environment's keys."""
+    environ = os.environ if environ is None else environ
+    token = environ.get("AWS_SECURITY_TOKEN")
+    if not token or params.get("session_token") is not None or params.get("profile"):
+        return None
+    for option, names in ENV_KEYS.items():
+        value = params.get(option)
+        from_env = next((environ[name] for name in names if name in environ), None)
+        if not value or value != from_env:
+            return None
+    return token
+
+
+def use_env_security_token(module):
+    """Make AWS_SECURITY_TOKEN the run's session token where it belongs to the keys in use
+    (env_security_token): it becomes the session_token option's value, kept out of the module's
+    output as that option's own value is, so that every reading of the connection options
+    (amazon.aws's get_aws_connection_info, here in make_aws and in fleet.rack_info) sends it."""
+    token = env_security_token(module.params)
+    if token:
+        module.no_log_values.add(token)
+        module.params["session_token"] = token
+
+
 def make_aws(module):
     """An Aws whose clients share one boto3 session.
 
@@ -36,7 +82,9 @@ def make_aws(module):
     services, and a session per client costs each run about 0.8 s of loading botocore's
     models again (bench/). The session is built from amazon.aws's own reading of the
     connection options (get_aws_connection_info), so every option and environment variable
-    means what it means for amazon.aws modules."""
+    means what it means for amazon.aws modules; AWS_SECURITY_TOKEN is read too, where it belongs
+    to the keys in use (use_env_security_token)."""
+    use_env_security_token(module)
     region, endpoint, params = get_aws_connection_info(module)
     params = dict(params)
     profile = params.pop("profile_name", None)
