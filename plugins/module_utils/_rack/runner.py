@@ -139,19 +139,3 @@ def run_rack_module(module):
     for w in warnings or []:
         module.warn(w)
     module.exit_json(**result)
-
-
-def run_rack_info_module(module):
-    from .params import validate_name
-    from .service import read_racks
-
-    aws = None
-    try:
-        if module.params.get("name") is not None:
-            validate_name(module.params["name"])
-        region = region_of(module)
-        aws = make_aws(module)
-        racks = read_racks(aws, region, module.params.get("name"))
-    except RackError as e:
-        fail(module, e, aws)
-    module.exit_json(changed=False, racks=racks, aws_calls=len(aws.calls))
