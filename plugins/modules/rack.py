@@ -38,6 +38,16 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  create:
+    description:
+      - With O(state=present), whether a rack that does not exist is installed.
+      - V(false) converges only a rack that exists, as C(playbooks/update_rack.yml) does (C(convox rack
+        params set)). When the rack does not exist (nothing of it is found, or only its bucket kept by an
+        uninstall), the module fails naming the rack and makes no change, in check mode too. The check
+        is made after the options are validated and the rack is read, before any write.
+      - Ignored with O(state=absent).
+    type: bool
+    default: true
   instance_type:
     description:
       - EC2 instance type of the rack's instances, C(family.size) in at most 32 characters. Default V(t3.small).
@@ -189,6 +199,12 @@ EXAMPLES = r"""
   convox.rack.rack:
     name: staging
     instance_count: 2
+
+- name: Change the instance type of rack staging, failing if it is not installed
+  convox.rack.rack:
+    name: staging
+    instance_type: t3.medium
+    create: false
 
 - name: Uninstall it, deleting its bucket's contents too
   convox.rack.rack:

@@ -101,7 +101,7 @@ RACK_OPTIONS = {
     "wait_timeout": (bad_waits, "wait_timeout"), "tags": (bad_tags, "tags"), "region": (bad_regions, "region"),
     "private": (bad_bools, "private"), "high_availability": (bad_bools, "high_availability"),
     "internal_only": (bad_bools, "internal_only"), "purge_tags": (bad_bools, "purge_tags"), "wait": (bad_bools, "wait"),
-    "force": (bad_bools, "force"), "purge_data": (bad_bools, "purge_data"),
+    "force": (bad_bools, "force"), "purge_data": (bad_bools, "purge_data"), "create": (bad_bools, "create"),
     "state": (st.sampled_from(["installed", "gone", "{{ 'absent' }}"]), "state"),
 }
 APP_OPTIONS = {
@@ -246,8 +246,8 @@ PLAYBOOKS = {
     "uninstall_rack.yml": ({"rack": "input-props"}, {
         "rack": (bad_names.filter(bool), "name"), "rack_wait_timeout": (bad_waits, "wait_timeout"),
         "rack_force": (bad_bools, "rack_force"), "rack_purge_data": (bad_bools, "rack_purge_data")}, 2),
-    "update_rack.yml": ({"rack": "input-props"}, {
-        "rack": (bad_names.filter(bool), "name"), "rack_region": (bad_regions, "region")}, 2),
+    # update_rack.yml takes install's variables: the role validates them before the rack is read.
+    "update_rack.yml": ({"rack": "input-props"}, dict(RACK_VARS, rack=(bad_names.filter(bool), "name")), 2),
     "rack_status.yml": ({"rack": "input-props"}, {
         "rack": (bad_names.filter(bool), "name"), "rack_region": (bad_regions, "region")}, 2),
     "create_app.yml": ({"rack": "input-props", "app": "web"}, {
@@ -294,9 +294,6 @@ def test_a_playbook_refuses_an_invalid_variable_before_any_aws_request(
     assert aws_proxy.records == [], ["%s (%s)" % (r.name, r.path) for r in aws_proxy.records]
 
 
-@pytest.mark.xfail(strict=True, reason="update_rack.yml reads the rack (rack_info) before the rack role validates the "
-                                       "rack_* variables: AWS is called, and a rack that does not exist is reported "
-                                       "instead of the invalid variable")
 @pytest.mark.parametrize("variable, value", [("rack_instance_count", 0), ("rack_private", "maybe")])
 def test_update_rack_validates_its_variables_before_reading_the_rack(variable, value, proxied, aws_proxy, tmp_path):
     proc = run_playbook(proxied, os.path.join(ROOT, "playbooks", "update_rack.yml"), tmp_path,

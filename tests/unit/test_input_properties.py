@@ -360,8 +360,8 @@ def invalid_choice(choices):
 def rack_request(**kw):
     """rack's params as AnsibleModule passes them: every option present, None when not given."""
     params = {key: None for key in P.RACK_ARGUMENT_SPEC}
-    params.update(name="prod", state="present", purge_tags=True, wait=True, wait_timeout=900, force=False,
-                  purge_data=False)
+    params.update(name="prod", state="present", create=True, purge_tags=True, wait=True, wait_timeout=900,
+                  force=False, purge_data=False)
     params.update(kw)
     return params
 
@@ -821,7 +821,8 @@ INVALID = {
                  internal_only=invalid_bools, log_retention=st.one_of(invalid_retention, invalid_ints),
                  image_id=invalid_images, permissions_boundary=invalid_boundaries, tags=st.one_of(invalid_tags(P.MAX_RACK_USER_TAGS), invalid_dicts),
                  resource_tags=invalid_tags(P.MAX_RACK_USER_TAGS), purge_tags=invalid_bools, wait=invalid_bools,
-                 wait_timeout=st.one_of(invalid_waits, invalid_ints), force=invalid_bools, purge_data=invalid_bools),
+                 wait_timeout=st.one_of(invalid_waits, invalid_ints), force=invalid_bools, purge_data=invalid_bools,
+                 create=invalid_bools),
     "rack_info": dict(COMMON_INVALID, name=invalid_rack_names),
     # An app's name may be longer than a rack's: keep only names refused as app names too.
     "app": dict(COMMON_INVALID, name=invalid_rack_names.filter(lambda s: not app_name_accepted(s)),

@@ -84,6 +84,20 @@ def test_good_vpc_cidr_passes(cidr):
     validate_request(request(vpc_cidr=cidr))
 
 
+# -- create --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["no", "false", 0, 1, "maybe"])
+def test_create_must_be_a_boolean(value):
+    """AnsibleModule converts "no" and 0 for the module; the service takes only a boolean, never a truthy string."""
+    err = refused(create=value)
+    assert err.field == "create" and err.msg.startswith("create: must be a boolean, true or false (got ")
+
+
+@pytest.mark.parametrize("value", [True, False, None])
+def test_create_true_false_or_unset_passes(value):
+    validate_request(request(create=value))
+
+
 # -- instance_count, instance_type, log_retention, image_id, wait_timeout ----------------------------------
 
 def test_instance_count_zero_is_refused():

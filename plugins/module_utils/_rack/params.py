@@ -123,6 +123,7 @@ IMMUTABLE = {
 RACK_ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
     state=dict(type="str", default="present", choices=["present", "absent"]),
+    create=dict(type="bool", default=True),
     instance_type=dict(type="str"),
     instance_count=dict(type="int"),
     private=dict(type="bool"),
@@ -253,6 +254,8 @@ def validate_tags(tags, limit=MAX_RACK_USER_TAGS, field="tags"):
 def validate_request(params):
     """Validate what the user gave (None means 'not given'); raise ValidationError."""
     validate_name(params["name"])
+    if params.get("create") is not None and not isinstance(params["create"], bool):
+        raise ValidationError("create", "must be a boolean, true or false (got %s)" % shown(params["create"]))
     itype = params.get("instance_type")
     if itype is not None and (len(itype) > MAX_INSTANCE_TYPE or not INSTANCE_TYPE_RE.match(itype)):
         raise ValidationError(

@@ -133,6 +133,13 @@ class RackService:
     def _present(self, first_write):
         p = self.params
         state = self._read()
+        if p.get("create") is False and not state.exists:
+            # create: false converges only a rack that exists (update_rack.yml): before any write, and in check
+            # mode too. A bucket kept by an uninstall (convox:status=uninstalled) is no rack.
+            raise RackError(
+                "could not find rack %s: install it with playbooks/install_rack.yml (or convox.rack.rack with"
+                " create: true); looked in region %s of account %s, nothing was changed"
+                % (p["name"], self.region, self.identity.account))
         recorded = state.recorded_parameters
         if state.recorded_status == "uninstalled":
             recorded = {}
