@@ -7,7 +7,8 @@ it, whether a session token came with it). At the rate and seed it is given it a
 
   throttle  a throttling error in the service's own wire format: RequestLimitExceeded (EC2),
             Throttling (IAM, STS, ELB, Auto Scaling), TooManyRequestsException (JSON services:
-            ECS, Logs, ECR, SSM), SlowDown (S3, with 503)
+            ECS, Logs, ECR, SSM), ThrottledException (the tagging API, JSON too), SlowDown (S3,
+            with 503)
   500       InternalError / InternalFailure, status 500
   503       ServiceUnavailable, status 503
   slow      forwards the request after a delay (it succeeds, late)
@@ -47,7 +48,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 FAULT_KINDS = ("throttle", "500", "503", "slow", "drop")
-JSON_SERVICES = {"ecs", "logs", "ecr", "ssm", "dynamodb", "kms", "secretsmanager"}
+JSON_SERVICES = {"ecs", "logs", "ecr", "ssm", "dynamodb", "kms", "secretsmanager", "tagging"}
+# Where a JSON service names its throttling error otherwise (resourcegroupstaggingapi signs as "tagging").
+JSON_THROTTLE = {"tagging": "ThrottledException"}
 EC2_SERVICES = {"ec2"}
 S3_SERVICES = {"s3"}
 _CRED = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -175,7 +178,7 @@ def error_response(service, kind, request_id):
         elif service in S3_SERVICES:
             code, status, message = "SlowDown", 503, "Please reduce your request rate."
         elif service in JSON_SERVICES:
-            code = "TooManyRequestsException"
+            code = JSON_THROTTLE.get(service, "TooManyRequestsException")
         else:
             code = "Throttling"
     if service in JSON_SERVICES:

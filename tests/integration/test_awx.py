@@ -38,6 +38,8 @@ from awx_launch import EXAMPLES, ROOT, VENV_BIN, LaunchRefused  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from aws_proxy import AwsProxy  # noqa: E402
+# At import, as every test module does: later, in a session with tests/unit, `conftest` may be the other one.
+from conftest import Runner  # noqa: E402
 
 from ansible_collections.convox.rack.plugins.module_utils._rack import app as app_rules, naming, params  # noqa: E402
 
@@ -336,8 +338,6 @@ def run_with(runner, env, playbook, tmp_path, extra_vars=None, expect_rc=0):
 
 @pytest.fixture()
 def proxied(local_aws, aws_proxy):
-    from conftest import Runner
-
     return Runner(local_aws, proxy=aws_proxy)
 
 
