@@ -170,13 +170,11 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import RackError
 from ansible_collections.convox.rack.plugins.module_utils._rack.fleet import rack_info
-from ansible_collections.convox.rack.plugins.module_utils._rack.runner import fail, use_env_security_token
+from ansible_collections.convox.rack.plugins.module_utils._rack.runner import fail
 
 
 def main():
     module = AnsibleAWSModule(argument_spec=dict(name=dict(type="str")), supports_check_mode=True)
-    # fleet.rack_info reads the connection options itself (not through runner.make_aws).
-    use_env_security_token(module)
     try:
         result = rack_info(module)
     except RackError as e:

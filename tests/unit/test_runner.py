@@ -88,8 +88,8 @@ def test_make_aws_prefers_the_session_token(monkeypatch):
         ("ASIAENVKEY", "env-secret", "session")
 
 
-def test_use_env_security_token_sets_the_option_for_every_reader_and_hides_it(monkeypatch):
-    """fleet.rack_info reads the connection options with amazon.aws's get_aws_connection_info itself."""
+def test_connection_info_sets_the_option_for_every_reader_and_hides_it(monkeypatch):
+    """make_aws and fleet.rack_info both read the connection options through runner.connection_info."""
     from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
 
     monkeypatch.setenv("AWS_SECURITY_TOKEN", TOKEN)
@@ -98,8 +98,8 @@ def test_use_env_security_token_sets_the_option_for_every_reader_and_hides_it(mo
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     module = types.SimpleNamespace(params=params(access_key="ASIAENVKEY", secret_key="env-secret"),
                                    no_log_values=set(), fail_json=pytest.fail)
-    runner.use_env_security_token(module)
+    assert runner.connection_info(module)[2]["aws_session_token"] == TOKEN
     assert module.params["session_token"] == TOKEN and module.no_log_values == {TOKEN}
     assert get_aws_connection_info(module)[2]["aws_session_token"] == TOKEN
-    runner.use_env_security_token(module)   # again: nothing more
+    runner.connection_info(module)   # again: nothing more
     assert module.no_log_values == {TOKEN}

@@ -441,18 +441,16 @@ def rack_info(module):
     included) or every rack of the region (the bulk read), and the source the racks are listed
     under (`local` for the local AWS). Parts that cannot be read leave a rack's status unknown,
     with a warning; racks that cannot be listed at all fail the module."""
-    from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
-
     from .errors import AWSCallError
     from .params import validate_name
-    from .runner import region_of
+    from .runner import connection_info, region_of
     from .service import read_racks
 
     name = module.params.get("name")
     if name is not None:
         validate_name(name)
     region = region_of(module)
-    _region, endpoint, params = get_aws_connection_info(module)
+    _region, endpoint, params = connection_info(module)
     aws = Aws(SessionClients(region, endpoint, params).factory(region))
     source = read_source(aws)
     warnings = []

@@ -64,15 +64,16 @@ def env_security_token(params, environ=None):
     return token
 
 
-def use_env_security_token(module):
-    """Make AWS_SECURITY_TOKEN the run's session token where it belongs to the keys in use
-    (env_security_token): it becomes the session_token option's value, kept out of the module's
-    output as that option's own value is, so that every reading of the connection options
-    (amazon.aws's get_aws_connection_info, here in make_aws and in fleet.rack_info) sends it."""
+def connection_info(module):
+    """amazon.aws's reading of the connection options (get_aws_connection_info: region, endpoint,
+    boto3 parameters), with AWS_SECURITY_TOKEN as the session token where it belongs to the keys
+    in use (env_security_token): it becomes the session_token option's value, kept out of the
+    module's output as that option's own value is. Every module reads its connection here."""
     token = env_security_token(module.params)
     if token:
         module.no_log_values.add(token)
         module.params["session_token"] = token
+    return get_aws_connection_info(module)
 
 
 def make_aws(module):
@@ -83,9 +84,8 @@ def make_aws(module):
     models again (bench/). The session is built from amazon.aws's own reading of the
     connection options (get_aws_connection_info), so every option and environment variable
     means what it means for amazon.aws modules; AWS_SECURITY_TOKEN is read too, where it belongs
-    to the keys in use (use_env_security_token)."""
-    use_env_security_token(module)
-    region, endpoint, params = get_aws_connection_info(module)
+    to the keys in use (connection_info)."""
+    region, endpoint, params = connection_info(module)
     params = dict(params)
     profile = params.pop("profile_name", None)
     config = botocore.config.Config(user_agent_extra="convox.rack/%s" % COLLECTION_VERSION)
