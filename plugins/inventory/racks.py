@@ -190,10 +190,10 @@ GROUP = "convox"
 
 def _reader():
     """The bulk reader and the AWS call wrapper, imported when AWS is read (not when the cache answers)."""
-    from ansible_collections.convox.rack.plugins.module_utils._rack import fleet
+    from ansible_collections.convox.rack.plugins.module_utils._rack import clients, fleet
     from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws
 
-    return fleet, Aws
+    return clients, fleet, Aws
 
 
 def unsafe(value):
@@ -324,13 +324,13 @@ class InventoryModule(AWSInventoryBase):
 
     def _clients(self, source):
         """A SessionClients for the source, its role assumed when it names one."""
-        fleet, Aws = _reader()
+        clients_of, _fleet, Aws = _reader()
         try:
             region, endpoint, params = _aws_connection_info(source)
         except AnsibleBotocoreError as e:
             raise AnsibleError("%s: source %s: %s" % (self.NAME, self._label(source), to_native(e)))
         try:
-            clients = fleet.SessionClients(region or self._regions_of(source)[0], endpoint, params)
+            clients = clients_of.SessionClients(region or self._regions_of(source)[0], endpoint, params)
         except botocore.exceptions.BotoCoreError as e:
             raise AnsibleError("%s: source %s: cannot use these credentials: %s" % (self.NAME, self._label(source), e))
         if source.get("assume_role_arn"):
@@ -345,7 +345,7 @@ class InventoryModule(AWSInventoryBase):
                                    % (self.NAME, self._label(source), source["assume_role_arn"], e.msg))
             params = dict(params, profile_name=None, aws_access_key_id=creds["AccessKeyId"],
                           aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
-            clients = fleet.SessionClients(clients.region, endpoint, params)
+            clients = clients_of.SessionClients(clients.region, endpoint, params)
         return clients
 
     @staticmethod
@@ -358,7 +358,7 @@ class InventoryModule(AWSInventoryBase):
     # -- reading AWS ---------------------------------------------------------------------------------------
     def _query(self):
         """Read every region of every source; the raw results, as cached."""
-        fleet, Aws = _reader()
+        _clients_of, fleet, Aws = _reader()
         sources = []
         with ThreadPoolExecutor(max_workers=fleet.WORKERS) as pool:
             for source in self._sources():

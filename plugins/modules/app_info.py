@@ -130,12 +130,13 @@ aws_calls:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.convox.rack.plugins.module_utils._rack.app import APP_INFO_ARGUMENT_SPEC, run_app_info_module
+from ansible_collections.convox.rack.plugins.module_utils._rack import app_service, params
+from ansible_collections.convox.rack.plugins.module_utils._rack.glue import run_module
 
 
 def main():
-    module = AnsibleAWSModule(argument_spec=APP_INFO_ARGUMENT_SPEC, supports_check_mode=True)
-    run_app_info_module(module)
+    module = AnsibleAWSModule(argument_spec=params.APP_INFO_ARGUMENT_SPEC, supports_check_mode=True)
+    run_module(module, params.validate_app_info_options, app_service.serve_info)
 
 
 if __name__ == "__main__":

@@ -318,13 +318,13 @@ aws_calls:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.convox.rack.plugins.module_utils._rack.runner import run_rack_module
-from ansible_collections.convox.rack.plugins.module_utils._rack.params import RACK_ARGUMENT_SPEC
+from ansible_collections.convox.rack.plugins.module_utils._rack import params, service
+from ansible_collections.convox.rack.plugins.module_utils._rack.glue import run_module
 
 
 def main():
-    module = AnsibleAWSModule(argument_spec=RACK_ARGUMENT_SPEC, supports_check_mode=True)
-    run_rack_module(module)
+    module = AnsibleAWSModule(argument_spec=params.RACK_ARGUMENT_SPEC, supports_check_mode=True)
+    run_module(module, params.validate_rack_options, service.serve)
 
 
 if __name__ == "__main__":

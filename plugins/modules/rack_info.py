@@ -168,18 +168,13 @@ aws_calls:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.convox.rack.plugins.module_utils._rack.errors import RackError
-from ansible_collections.convox.rack.plugins.module_utils._rack.fleet import rack_info
-from ansible_collections.convox.rack.plugins.module_utils._rack.runner import fail
+from ansible_collections.convox.rack.plugins.module_utils._rack import info, params
+from ansible_collections.convox.rack.plugins.module_utils._rack.glue import run_module
 
 
 def main():
-    module = AnsibleAWSModule(argument_spec=dict(name=dict(type="str")), supports_check_mode=True)
-    try:
-        result = rack_info(module)
-    except RackError as e:
-        fail(module, e)
-    module.exit_json(**result)
+    module = AnsibleAWSModule(argument_spec=params.RACK_INFO_ARGUMENT_SPEC, supports_check_mode=True)
+    run_module(module, params.validate_rack_info_options, info.serve)
 
 
 if __name__ == "__main__":

@@ -603,7 +603,7 @@ def baseline(local_aws, shared_dir):
 def service_run(account, endpoint, state="present", check_mode=False, **params):
     """Run the rack service in this process as the module would (its defaults, RACK_VARS' rack),
     every AWS call to `endpoint`. Returns ("ok", result) or ("failed", message)."""
-    from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws
+    from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, Deadline
     from ansible_collections.convox.rack.plugins.module_utils._rack.errors import RackError
     from ansible_collections.convox.rack.plugins.module_utils._rack.params import RACK_ARGUMENT_SPEC
     from ansible_collections.convox.rack.plugins.module_utils._rack.service import RackService
@@ -614,7 +614,7 @@ def service_run(account, endpoint, state="present", check_mode=False, **params):
     session = boto3.session.Session(aws_access_key_id=account.env["AWS_ACCESS_KEY_ID"],
                                     aws_secret_access_key=account.env["AWS_SECRET_ACCESS_KEY"],
                                     aws_session_token=account.env["AWS_SESSION_TOKEN"], region_name=REGION)
-    aws = Aws(lambda service: session.client(service, endpoint_url=endpoint))
+    aws = Aws(lambda service: session.client(service, endpoint_url=endpoint), deadline=Deadline(full["wait_timeout"]))
     service = RackService(aws, REGION, full, check_mode=check_mode)
     try:
         return "ok", (service.absent() if state == "absent" else service.present())

@@ -78,7 +78,7 @@ def test_lock_waits_for_the_holder_then_takes_it(local_aws):
 def test_expired_lock_is_taken_over(local_aws):
     aws = lock_aws(local_aws)
     dead = L.RunLock(aws, "lock-c", Deadline(30), "install", host="ci-runner-7", pid=4242,
-                     clock=lambda: time.time() - 3 * L.LEASE)
+                     clock=lambda: time.time() - 3 * L.VALIDITY)
     dead.acquire()
     dead._stop.set()  # the killed run renews nothing
     taker = L.RunLock(aws, "lock-c", Deadline(5), "install").acquire()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws
+from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, Deadline
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import AWSCallError
 from ansible_collections.convox.rack.plugins.module_utils._rack.params import RACK_ARGUMENT_SPEC
 from ansible_collections.convox.rack.plugins.module_utils._rack.service import RackService
@@ -22,7 +22,7 @@ class FailingAws(Aws):
     """Fails the Nth call with an injected error, as if the run were cut there."""
 
     def __init__(self, factory, fail_at):
-        super().__init__(factory)
+        super().__init__(factory, deadline=Deadline(900))
         self.fail_at = fail_at
 
     def call(self, service, operation, resource, **kwargs):

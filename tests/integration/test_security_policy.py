@@ -139,10 +139,10 @@ CODE_ONLY = [
     {"action": "iam:ListAccountAliases", "file": "plugins/module_utils/_rack/fleet.py",
      "code": '"iam", "list_account_aliases"',
      "why": "racks on AWS are listed as <account alias>/<rack>; the local AWS is always local/<rack>"},
-    {"action": "iam:ListInstanceProfileTags", "file": "plugins/module_utils/_rack/observe.py",
+    {"action": "iam:ListInstanceProfileTags", "file": "plugins/module_utils/_rack/parts/identity.py",
      "code": '"iam", "list_instance_profile_tags"',
      "why": "read only when GetInstanceProfile answers without the profile's tags (the local AWS includes them)"},
-    {"action": "ec2:ReplaceRouteTableAssociation", "file": "plugins/module_utils/_rack/build.py",
+    {"action": "ec2:ReplaceRouteTableAssociation", "file": "plugins/module_utils/_rack/parts/network.py",
      "code": '"ec2", "replace_route_table_association"',
      "why": "moves a subnet off a duplicate route table (a create sent twice), which a lifecycle without "
             "lost answers never has: tests/unit/test_duplicates.py"},

@@ -1,4 +1,4 @@
-"""The apps of a rack (module_utils/_rack/app.py): names, validation and policy documents (pure),
+"""The apps of a rack (module_utils/_rack/apps.py, app_service.py): names, validation and policy documents (pure),
 then the service against botocore's Stubber, which answers as AWS does where the local emulator
 cannot (request ids, RepositoryNotEmptyException and BucketNotEmpty races, an https endpoint where
 the TLS-only policy stays in place) and checks the exact order of the calls across services."""
@@ -10,18 +10,22 @@ import json
 
 import pytest
 
-from ansible_collections.convox.rack.plugins.module_utils._rack import app as A
+from ansible_collections.convox.rack.plugins.module_utils._rack import app_service, apps, naming
+from ansible_collections.convox.rack.plugins.module_utils._rack import params as P
 from ansible_collections.convox.rack.plugins.module_utils._rack import desired as D
+from ansible_collections.convox.rack.plugins.module_utils._rack.context import Identity
+from ansible_collections.convox.rack.plugins.module_utils._rack.uninstall import Kept
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import AWSCallError, RackError, ValidationError
 from ansible_collections.convox.rack.plugins.module_utils._rack.naming import RackNames
-from ansible_collections.convox.rack.plugins.module_utils._rack.params import parameters_to_tags, DEFAULTS
+from ansible_collections.convox.rack.plugins.module_utils._rack.params import DEFAULTS
+from ansible_collections.convox.rack.plugins.module_utils._rack.record import parameters_to_tags
 from ansible_collections.convox.rack.plugins.module_utils._rack.plan import Plan
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 RACK = "prod"
 APP = "web"
-NAMES = A.AppNames(RACK, APP, REGION, ACCOUNT)
+NAMES = naming.AppNames(RACK, APP, REGION, ACCOUNT)
 RACK_BUCKET = RackNames(RACK, REGION, ACCOUNT).bucket
 TAGS = {"System": "convox", "Rack": RACK, "Type": "app", "App": APP}
 REPO_ARN = "arn:aws:ecr:us-east-1:%s:repository/%s" % (ACCOUNT, NAMES.repository)
@@ -38,26 +42,26 @@ def test_names_of_an_app():
     assert NAMES.repository == "convox/prod/web"
     assert NAMES.access_logs_prefix == "logs/apps/web/"
     assert NAMES.rack_bucket == RACK_BUCKET
-    assert A.AppNames.of_rack(RackNames(RACK, REGION, ACCOUNT), APP).bucket == NAMES.bucket
+    assert naming.AppNames.of_rack(RackNames(RACK, REGION, ACCOUNT), APP).bucket == NAMES.bucket
 
 
 def test_the_longest_names_fit_a_bucket_name():
-    rack, app = "r" * 25, "a" * (A.MAX_RACK_AND_APP - 25)
-    A.validate_app_name(app, rack)
-    assert len(A.AppNames(rack, app, REGION, ACCOUNT).bucket) == 63
+    rack, app = "r" * 25, "a" * (naming.MAX_RACK_AND_APP - 25)
+    P.validate_app_name(app, rack)
+    assert len(naming.AppNames(rack, app, REGION, ACCOUNT).bucket) == 63
 
 
 @pytest.mark.parametrize("other", [
-    A.AppNames("staging", APP, REGION, ACCOUNT),
-    A.AppNames(RACK, APP, "eu-west-1", ACCOUNT),
-    A.AppNames(RACK, APP, REGION, "210987654321"),
+    naming.AppNames("staging", APP, REGION, ACCOUNT),
+    naming.AppNames(RACK, APP, "eu-west-1", ACCOUNT),
+    naming.AppNames(RACK, APP, REGION, "210987654321"),
 ], ids=["other-rack", "other-region", "other-account"])
 def test_same_app_name_elsewhere_never_shares_a_bucket(other):
     assert other.bucket != NAMES.bucket
 
 
 def test_same_app_name_on_two_racks_shares_no_name():
-    other = A.AppNames("staging", APP, REGION, ACCOUNT)
+    other = naming.AppNames("staging", APP, REGION, ACCOUNT)
     mine = {NAMES.log_group, NAMES.repository, NAMES.bucket}
     assert {other.log_group, other.repository, other.bucket}.isdisjoint(mine)
 
@@ -73,7 +77,7 @@ def params(**kw):
 
 @pytest.mark.parametrize("name", ["web", "a", "api-v2", "w3b", "a--b", "a" * 38])
 def test_good_app_names(name):
-    A.validate_app_request(params(name=name))
+    P.validate_app_request(params(name=name))
 
 
 @pytest.mark.parametrize("kw,field,rule", [
@@ -93,59 +97,59 @@ def test_good_app_names(name):
 ])
 def test_bad_input_names_the_field_and_the_rule(kw, field, rule):
     with pytest.raises(ValidationError) as e:
-        A.validate_app_request(params(**kw))
+        P.validate_app_request(params(**kw))
     assert e.value.field == field
     assert e.value.msg.startswith("%s: %s" % (field, rule)), e.value.msg
 
 
 def test_the_rack_is_validated_before_the_app():
     with pytest.raises(ValidationError) as e:
-        A.validate_app_request(params(name="Bad", rack="Bad"))
+        P.validate_app_request(params(name="Bad", rack="Bad"))
     assert e.value.field == "rack"
 
 
 # -- documents ---------------------------------------------------------------------------------------------------
 
 def test_access_logs_statement_is_scoped():
-    st = A.access_logs_statement("aws", RACK_BUCKET, RACK, ACCOUNT)
+    st = D.access_logs_statement("aws", RACK_BUCKET, RACK, ACCOUNT)
     assert st["Principal"] == {"Service": "logging.s3.amazonaws.com"} and st["Effect"] == "Allow"
     assert st["Action"] == "s3:PutObject"
     assert st["Resource"] == "arn:aws:s3:::%s/logs/apps/*" % RACK_BUCKET
     assert st["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT},
                                "ArnLike": {"aws:SourceArn": "arn:aws:s3:::convox-prod-*"}}
-    assert A.access_logs_statement("aws-cn", "b", RACK, ACCOUNT)["Resource"].startswith("arn:aws-cn:s3:::b/")
+    assert D.access_logs_statement("aws-cn", "b", RACK, ACCOUNT)["Resource"].startswith("arn:aws-cn:s3:::b/")
 
 
 def test_with_statement_keeps_the_other_statements_and_replaces_its_own():
     tls = D.tls_only_bucket_policy("aws", RACK_BUCKET)
-    st = A.access_logs_statement("aws", RACK_BUCKET, RACK, ACCOUNT)
-    merged = A.with_statement(json.dumps(tls), st)
+    st = D.access_logs_statement("aws", RACK_BUCKET, RACK, ACCOUNT)
+    merged = D.with_statement(json.dumps(tls), st)
     assert merged["Statement"] == tls["Statement"] + [st] and merged["Version"] == "2012-10-17"
     stale = dict(st, Resource="arn:aws:s3:::%s/old/*" % RACK_BUCKET)
-    assert A.with_statement(A.with_statement(tls, stale), st)["Statement"] == tls["Statement"] + [st]
-    assert A.with_statement(None, st) == {"Version": "2012-10-17", "Statement": [st]}
+    assert D.with_statement(D.with_statement(tls, stale), st)["Statement"] == tls["Statement"] + [st]
+    assert D.with_statement(None, st) == {"Version": "2012-10-17", "Statement": [st]}
 
 
 def test_has_statement_compares_what_aws_returns():
-    st = A.access_logs_statement("aws", RACK_BUCKET, RACK, ACCOUNT)
+    st = D.access_logs_statement("aws", RACK_BUCKET, RACK, ACCOUNT)
     as_returned = json.dumps({"Version": "2012-10-17", "Statement": [
         D.tls_only_bucket_policy("aws", RACK_BUCKET)["Statement"][0], dict(st, Action=["s3:PutObject"])]})
-    assert A.has_statement(as_returned, st)
-    assert not A.has_statement(json.dumps(D.tls_only_bucket_policy("aws", RACK_BUCKET)), st)
-    assert not A.has_statement(A.with_statement(None, dict(st, Resource="arn:aws:s3:::x/*")), st)
-    assert not A.has_statement(None, st) and not A.has_statement("not json", st)
+    assert D.has_statement(as_returned, st)
+    assert not D.has_statement(json.dumps(D.tls_only_bucket_policy("aws", RACK_BUCKET)), st)
+    assert not D.has_statement(D.with_statement(None, dict(st, Resource="arn:aws:s3:::x/*")), st)
+    assert not D.has_statement(None, st) and not D.has_statement("not json", st)
 
 
 def test_app_lifecycle_expires_noncurrent_versions_only():
-    (rule,) = A.app_lifecycle_rules()
+    (rule,) = D.app_lifecycle_rules()
     assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": D.NONCURRENT_VERSION_DAYS}
     assert "Expiration" not in rule and rule["Filter"] == {"Prefix": ""}
 
 
 def test_merge_user_tags():
-    assert A.merge_user_tags({"a": "1"}, None, True) == {"a": "1"}
-    assert A.merge_user_tags({"a": "1"}, {"b": 2}, True) == {"b": "2"}
-    assert A.merge_user_tags({"a": "1"}, {"b": 2}, False) == {"a": "1", "b": "2"}
+    assert P.merge_user_tags({"a": "1"}, None, True) == {"a": "1"}
+    assert P.merge_user_tags({"a": "1"}, {"b": 2}, True) == {"b": "2"}
+    assert P.merge_user_tags({"a": "1"}, {"b": 2}, False) == {"a": "1", "b": "2"}
 
 
 # -- the service against the Stubber -----------------------------------------------------------------------------
@@ -194,7 +198,7 @@ def queue_missing_app(stubbed):
 def rack_policy(with_logs=True):
     doc = D.tls_only_bucket_policy("aws", RACK_BUCKET)
     if with_logs:
-        doc = A.with_statement(doc, A.access_logs_statement("aws", RACK_BUCKET, RACK, ACCOUNT))
+        doc = D.with_statement(doc, D.access_logs_statement("aws", RACK_BUCKET, RACK, ACCOUNT))
     return json.dumps(doc)
 
 
@@ -204,9 +208,9 @@ def queue_hardened_bucket(stubbed):
     stubbed.ok("s3", "get_public_access_block", {"PublicAccessBlockConfiguration": D.PUBLIC_ACCESS_BLOCK}, b)
     stubbed.ok("s3", "get_bucket_ownership_controls",
                {"OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}}, b)
-    stubbed.ok("s3", "get_bucket_encryption", {"ServerSideEncryptionConfiguration": A.ENCRYPTION}, b)
-    stubbed.ok("s3", "get_bucket_lifecycle_configuration", {"Rules": A.app_lifecycle_rules()}, b)
-    stubbed.ok("s3", "get_bucket_logging", {"LoggingEnabled": A.logging_config(NAMES)}, b)
+    stubbed.ok("s3", "get_bucket_encryption", {"ServerSideEncryptionConfiguration": D.ENCRYPTION}, b)
+    stubbed.ok("s3", "get_bucket_lifecycle_configuration", {"Rules": D.app_lifecycle_rules()}, b)
+    stubbed.ok("s3", "get_bucket_logging", {"LoggingEnabled": D.logging_config(NAMES)}, b)
     stubbed.ok("s3", "get_bucket_versioning", {"Status": "Enabled"}, b)
     stubbed.ok("s3", "get_bucket_policy", {"Policy": json.dumps(D.tls_only_bucket_policy("aws", NAMES.bucket))}, b)
 
@@ -218,7 +222,7 @@ def unlocked(aws, rack, deadline, operation, check_mode, run, warnings, removed=
 def service(stubbed, check_mode=False, **kw):
     """The app service without its run lock: these tests pin the order of the app's own calls (the
     lock's calls are pinned in test_lock.py, and it is exercised for real in the integration tests)."""
-    svc = A.AppService(stubbed.aws, REGION, params(**kw), check_mode)
+    svc = app_service.AppService(stubbed.aws, REGION, params(**kw), check_mode)
     svc.with_run_lock = unlocked
     return svc
 
@@ -298,7 +302,7 @@ def test_an_app_needs_its_rack(stubbed, tags, why):
 def test_a_rack_whose_lease_expired_takes_apps(stubbed):
     queue_identity(stubbed)
     queue_rack(stubbed, rack_tags(**{"convox:status": "installing", "convox:lease": "1"}))
-    assert A.find_rack(stubbed.aws, NAMES.rack_names)["log_retention"] == 7
+    assert apps.find_rack(stubbed.aws, NAMES.rack_names)["log_retention"] == 7
 
 
 def test_foreign_repository_is_not_adopted(stubbed):
@@ -339,7 +343,7 @@ def test_drifted_app_is_converged_setting_by_setting(stubbed):
     stubbed.error("s3", "get_public_access_block", "NoSuchPublicAccessBlockConfiguration", status=404, params=b)
     stubbed.ok("s3", "get_bucket_ownership_controls",
                {"OwnershipControls": {"Rules": [{"ObjectOwnership": "ObjectWriter"}]}}, b)
-    stubbed.ok("s3", "get_bucket_encryption", {"ServerSideEncryptionConfiguration": A.ENCRYPTION}, b)
+    stubbed.ok("s3", "get_bucket_encryption", {"ServerSideEncryptionConfiguration": D.ENCRYPTION}, b)
     stubbed.error("s3", "get_bucket_lifecycle_configuration", "NoSuchLifecycleConfiguration", status=404, params=b)
     stubbed.ok("s3", "get_bucket_logging", {}, b)
     stubbed.ok("s3", "get_bucket_versioning", {"Status": "Suspended"}, b)
@@ -372,11 +376,33 @@ def queue_holding_data(stubbed, images=True, objects=True):
                {"Bucket": NAMES.bucket, "MaxKeys": 1})
 
 
+class AppTeardown:
+    """apps.delete on an app read by apps.read, as the app service runs it; run() says what was kept."""
+
+    def __init__(self, aws, state, plan, purge_data):
+        self.run_ctx = apps.app_run(aws, REGION, IDENTITY, NAMES.rack_names, APP, plan)
+        self.run_ctx.state = state
+        self.purge_data = purge_data
+
+    def run(self):
+        kept = Kept()
+        apps.delete(self.run_ctx, self.purge_data, kept)
+        return {"buckets": kept.buckets, "repositories": kept.repositories}
+
+
+class _Identity(Identity):
+    def __init__(self):  # pylint: disable=super-init-not-called
+        self.account, self.partition = ACCOUNT, "aws"
+
+
+IDENTITY = _Identity()
+
+
 def teardown(stubbed, purge_data, check_mode=False):
     queue_existing_app(stubbed)
     plan = Plan(check_mode)
-    state = A.read_app(stubbed.aws, NAMES)
-    return A.AppTeardown(stubbed.aws, state, plan, purge_data), plan
+    state = apps.read(stubbed.aws, NAMES)
+    return AppTeardown(stubbed.aws, state, plan, purge_data), plan
 
 
 def test_delete_keeps_data_without_purge_and_unregisters_last(stubbed):
@@ -479,12 +505,12 @@ def test_app_info_lists_registered_apps_sorted(stubbed):
                "retentionInDays": 7} for n in ("worker", "web")]
     stubbed.ok("logs", "describe_log_groups", {"logGroups": groups}, {"logGroupNamePrefix": prefix})
     for n in ("web", "worker"):
-        names = A.AppNames(RACK, n, REGION, ACCOUNT)
+        names = naming.AppNames(RACK, n, REGION, ACCOUNT)
         tags = dict(TAGS, App=n)
         stubbed.ok("logs", "list_tags_for_resource", {"tags": tags})
         stubbed.ok("s3", "get_bucket_tagging", {"TagSet": tag_list(tags)}, {"Bucket": names.bucket})
         stubbed.error("ecr", "describe_repositories", "RepositoryNotFoundException")
-    apps = A.read_apps(stubbed.aws, REGION, RACK)
+    listed = app_service.read_apps(stubbed.aws, REGION, RACK)
     stubbed.assert_all_used()
-    assert [(a["name"], a["status"], a["missing"]) for a in apps] == [
+    assert [(a["name"], a["status"], a["missing"]) for a in listed] == [
         ("web", "failed", ["repository"]), ("worker", "failed", ["repository"])]

@@ -3,7 +3,7 @@
 CreateVpc, CreateInternetGateway and AllocateAddress take no idempotency token: when AWS acts on
 one and its answer is lost, botocore sends it again and a second resource exists, tagged as the
 rack's (tests/integration/test_reliability_faults.py makes one through the fault proxy and checks
-that the next run deletes it). The choice of the kept one is pure (observe.pick_*), tested here
+that the next run deletes it). The choice of the kept one is pure (parts/duplicates.py pick_*), tested here
 on plain data. What the local AWS does not show, botocore's Stubber stands for: moto lets a
 subnet be associated with a second route table and an internet gateway be attached to two VPCs,
 both of which AWS refuses (Resource.AlreadyAssociated), so moving a subnet or a gateway off a
@@ -17,12 +17,14 @@ import types
 
 import pytest
 
-from ansible_collections.convox.rack.plugins.module_utils._rack.build import RackBuilder
+from ansible_collections.convox.rack.plugins.module_utils._rack.context import Run
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import RackError
 from ansible_collections.convox.rack.plugins.module_utils._rack.naming import RackNames, system_tags
-from ansible_collections.convox.rack.plugins.module_utils._rack.observe import (
-    RackState, pick_addresses, pick_igw, pick_route_tables, pick_vpc, resolve_duplicates)
+from ansible_collections.convox.rack.plugins.module_utils._rack.parts import duplicates, network
+from ansible_collections.convox.rack.plugins.module_utils._rack.parts.duplicates import (
+    pick_addresses, pick_igw, pick_route_tables, pick_vpc)
 from ansible_collections.convox.rack.plugins.module_utils._rack.plan import Plan
+from ansible_collections.convox.rack.plugins.module_utils._rack.state import RackState
 
 ACCOUNT = "123456789012"
 NAMES = RackNames("prod", "us-east-1", ACCOUNT)
@@ -111,7 +113,7 @@ def test_resolve_duplicates_fills_the_state_and_counts_extras_as_existing():
     state.vpcs = [{"VpcId": "vpc-1"}, {"VpcId": "vpc-2"}]
     state.igws = [igw("igw-1", "vpc-1"), igw("igw-2")]
     state.subnets = [{"SubnetId": "subnet-1", "VpcId": "vpc-1"}]
-    resolve_duplicates(state, "prod")
+    duplicates.resolve(state)
     assert state.vpc["VpcId"] == "vpc-1" and state.igw["InternetGatewayId"] == "igw-1"
     assert {k: [list(x.values())[0] for x in v] for k, v in state.extras.items()} == {
         "vpc": ["vpc-2"], "internet_gateway": ["igw-2"], "elastic_ip": [], "route_table": []}
@@ -122,10 +124,11 @@ def test_resolve_duplicates_fills_the_state_and_counts_extras_as_existing():
 
 # -- moving off a duplicate, in an order AWS accepts (Stubber) --------------------------------------------------
 def builder(stubbed, state, check_mode=False, deadline=None):
-    state.apps = []
+    """An install's run context over `state`, as service.RackService makes it."""
     plan = Plan(check_mode)
     identity = types.SimpleNamespace(account=ACCOUNT, partition="aws")
-    return RackBuilder(stubbed.aws, "us-east-1", identity, state, {}, {}, plan, deadline, True), plan
+    stubbed.aws.deadline = deadline
+    return Run(stubbed.aws, "us-east-1", identity, NAMES, plan, state, {}, system_tags("prod")), plan
 
 
 def test_a_subnet_on_a_duplicate_table_is_moved_by_replacing_its_association_then_the_table_is_deleted(stubbed, clock):
@@ -138,8 +141,8 @@ def test_a_subnet_on_a_duplicate_table_is_moved_by_replacing_its_association_the
     stubbed.ok("ec2", "replace_route_table_association", {"NewAssociationId": "rtbassoc-new"},
                {"AssociationId": "rtbassoc-rtb-dup-subnet-p1", "RouteTableId": "rtb-kept"})
     stubbed.ok("ec2", "delete_route_table", {}, {"RouteTableId": "rtb-dup"})
-    b._ensure_route_table("vpc-1", "public", None, {"GatewayId": "igw-1"}, ["subnet-p0", "subnet-p1"])
-    b.remove_extras()
+    network.ensure_route_table(b, "vpc-1", "public", None, {"GatewayId": "igw-1"}, ["subnet-p0", "subnet-p1"])
+    duplicates.remove_extras(b)
     stubbed.assert_all_used()
     assert {"resource": "route_table", "name": "rtb-dup", "action": "delete",
             "changes": {"reason": "duplicate of the rack's own (a create sent twice)"}} in plan.changes
@@ -152,7 +155,7 @@ def test_the_gateway_attached_to_a_duplicate_vpc_is_detached_before_it_is_attach
     stubbed.ok("ec2", "detach_internet_gateway", {}, {"InternetGatewayId": "igw-1", "VpcId": "vpc-dup"})
     stubbed.ok("ec2", "attach_internet_gateway", {}, {"InternetGatewayId": "igw-1", "VpcId": "vpc-1"})
     stubbed.ok("ec2", "create_tags", {})
-    assert b.ensure_internet_gateway("vpc-1") == "igw-1"
+    assert network.ensure_internet_gateway(b, "vpc-1") == "igw-1"
     stubbed.assert_all_used()
     assert plan.changes[0]["changes"] == {"attach": "vpc-1", "detach": ["vpc-dup"]}
 
@@ -162,7 +165,7 @@ def test_extras_are_deleted_tables_first_and_vpcs_last_and_check_mode_only_plans
     state.extras = {"route_table": [table("rtb-dup", "public")], "internet_gateway": [igw("igw-dup", "vpc-dup")],
                     "elastic_ip": [address("eipalloc-dup", 0)], "vpc": [{"VpcId": "vpc-dup"}]}
     b, plan = builder(stubbed, state, check_mode=True)
-    b.remove_extras()
+    duplicates.remove_extras(b)
     assert stubbed.log == []
     planned = [(c["resource"], c["name"], c["action"]) for c in plan.changes]
     assert planned == [("route_table", "rtb-dup", "delete"), ("internet_gateway", "igw-dup", "delete"),
@@ -173,7 +176,7 @@ def test_extras_are_deleted_tables_first_and_vpcs_last_and_check_mode_only_plans
     stubbed.ok("ec2", "delete_internet_gateway", {}, {"InternetGatewayId": "igw-dup"})
     stubbed.ok("ec2", "release_address", {}, {"AllocationId": "eipalloc-dup"})
     stubbed.ok("ec2", "delete_vpc", {}, {"VpcId": "vpc-dup"})
-    b.remove_extras()
+    duplicates.remove_extras(b)
     stubbed.assert_all_used()
 
 
@@ -183,13 +186,13 @@ def test_create_route_table_sends_a_client_token_of_the_run_and_the_table(stubbe
         stubbed.ok("ec2", "create_route", {"Return": True})
         stubbed.ok("ec2", "associate_route_table", {"AssociationId": "rtbassoc-1"},
                    {"RouteTableId": "rtb-new", "SubnetId": "subnet-1"})
-        b._ensure_route_table("vpc-1", name_suffix[0], name_suffix[1], {"GatewayId": "igw-1"}, ["subnet-1"])
+        network.ensure_route_table(b, "vpc-1", name_suffix[0], name_suffix[1], {"GatewayId": "igw-1"}, ["subnet-1"])
         return [p for op, p in stubbed.log if op == "ec2:create_route_table"][-1]["ClientToken"]
     first = builder(stubbed, RackState(NAMES))[0]
     public, private = created(first, ("public", None)), created(first, ("private", 0))
     other_run = builder(stubbed, RackState(NAMES))[0]
     assert public != private, "two tables of one run share a token"
     assert created(other_run, ("public", None)) != public, "a token outlived its run"
-    assert public == first._client_token("%s-public" % NAMES.base), "the token is not the table's own"
+    assert public == first.token("%s-public" % NAMES.base), "the token is not the table's own"
     assert len(public) <= 64
     stubbed.assert_all_used()

@@ -1,4 +1,4 @@
-"""The bulk read of a region (fleet.py) against what the full read of each rack (observe.read_rack)
+"""The bulk read of a region (fleet.py) against what the full read of each rack (reading.read_rack)
 says: the same `rack` dictionaries, status included, in a number of calls that does not grow with
 the number of racks.
 
@@ -14,12 +14,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from ansible_collections.convox.rack.plugins.module_utils._rack import clients as clients_module
 from ansible_collections.convox.rack.plugins.module_utils._rack import fleet
-from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws
+from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, Deadline
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import AWSCallError
 from ansible_collections.convox.rack.plugins.module_utils._rack.naming import RackNames, system_tags
-from ansible_collections.convox.rack.plugins.module_utils._rack.params import LEASE_TAG, RACK_ARGUMENT_SPEC
-from ansible_collections.convox.rack.plugins.module_utils._rack.service import RackService, read_racks
+from ansible_collections.convox.rack.plugins.module_utils._rack.info import read_racks
+from ansible_collections.convox.rack.plugins.module_utils._rack.params import RACK_ARGUMENT_SPEC
+from ansible_collections.convox.rack.plugins.module_utils._rack.record import STATUS_EXPIRES_TAG as LEASE_TAG
+from ansible_collections.convox.rack.plugins.module_utils._rack.service import RackService
 
 ACCOUNT = "123456789012"
 EAST, WEST = "us-east-1", "eu-west-1"
@@ -46,7 +49,8 @@ class Clients:
 def install(clients, rack, region, **params):
     full = {k: v.get("default") for k, v in RACK_ARGUMENT_SPEC.items()}
     full.update(name=rack, high_availability=False, **params)
-    result = RackService(Aws(lambda service: clients.get(service, region)), region, full, check_mode=False).present()
+    aws = Aws(lambda service: clients.get(service, region), deadline=Deadline(full["wait_timeout"]))
+    result = RackService(aws, region, full, check_mode=False).present()
     assert result["rack"]["status"] == "running", result
 
 
@@ -75,7 +79,7 @@ def world():
             tags += [{"Key": "convox:status", "Value": "updating"}, {"Key": LEASE_TAG, "Value": str(int(time.time()) + 3600)}]
             s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
             # west has a duplicate VPC and internet gateway, as a create sent twice leaves them
-            # (observe.resolve_duplicates): empty, tagged as the rack's, listed after the real ones
+            # (parts/duplicates.py): empty, tagged as the rack's, listed after the real ones
             ec2 = clients.get("ec2", WEST)
             spec = [{"Key": k, "Value": v} for k, v in system_tags("west").items()]
             clients.west_duplicates = (
@@ -235,7 +239,7 @@ def test_is_loopback(url, loopback):
 
 def test_session_clients_share_one_session():
     params = {"aws_access_key_id": "a", "aws_secret_access_key": "b", "verify": True}
-    clients = fleet.SessionClients(EAST, "http://127.0.0.1:1", params)
+    clients = clients_module.SessionClients(EAST, "http://127.0.0.1:1", params)
     assert clients.client("ec2") is clients.client("ec2", EAST)
     assert clients.client("ec2", WEST).meta.region_name == WEST
     assert clients.client("ec2").meta.endpoint_url == "http://127.0.0.1:1"

@@ -43,9 +43,8 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.validation import check_type_bool, check_type_dict, check_type_int
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
-from ansible_collections.convox.rack.plugins.module_utils._rack import app as app_utils
 from ansible_collections.convox.rack.plugins.module_utils._rack import params as P
-from ansible_collections.convox.rack.plugins.module_utils._rack import runner
+from ansible_collections.convox.rack.plugins.module_utils._rack import glue
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import ValidationError
 
 EXPLORE = os.environ.get("CONVOX_HYPOTHESIS") == "explore"
@@ -367,7 +366,7 @@ def rack_request(**kw):
 
 
 def app_request(**kw):
-    params = {key: None for key in app_utils.APP_ARGUMENT_SPEC}
+    params = {key: None for key in P.APP_ARGUMENT_SPEC}
     params.update(name="web", rack="prod", state="present", immutable_tags=False, purge_tags=True, purge_data=False)
     params.update(kw)
     return params
@@ -473,7 +472,7 @@ def test_valid_vpc_cidrs_are_accepted(cidr):
 def test_invalid_log_retentions_are_refused(days):
     assert_names(refusal(P.validate_request, rack_request(log_retention=days)), "log_retention",
                  "must be one of CloudWatch Logs' retention periods")
-    assert_names(refusal(app_utils.validate_app_request, app_request(log_retention=days)), "log_retention",
+    assert_names(refusal(P.validate_app_request, app_request(log_retention=days)), "log_retention",
                  "must be one of CloudWatch Logs' retention periods")
 
 
@@ -481,7 +480,7 @@ def test_invalid_log_retentions_are_refused(days):
 @given(valid_retention)
 def test_valid_log_retentions_are_accepted(days):
     P.validate_request(rack_request(log_retention=days))
-    app_utils.validate_app_request(app_request(log_retention=days))
+    P.validate_app_request(app_request(log_retention=days))
 
 
 @props(150)
@@ -563,7 +562,7 @@ def test_invalid_tags_are_refused_naming_a_broken_rule(data):
     if module == "rack":
         err = refusal(P.validate_request, rack_request(tags=tags))
     else:
-        err = refusal(app_utils.validate_app_request, app_request(tags=tags))
+        err = refusal(P.validate_app_request, app_request(tags=tags))
     assert_names(err, "tags", *tag_violations(tags, limit))
 
 
@@ -576,7 +575,7 @@ def test_valid_tags_are_accepted_and_kept_verbatim(data):
     if module == "rack":
         P.validate_request(rack_request(tags=tags))
     else:
-        app_utils.validate_app_request(app_request(tags=tags))
+        P.validate_app_request(app_request(tags=tags))
     # What is written to AWS: each value's string, nothing interpreted.
     assert P.merge_user_tags({}, tags, purge=True) == {k: str(v) for k, v in tags.items()}
 
@@ -591,8 +590,8 @@ def test_tag_limits_are_aws_limits():
     P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(36)}))
     assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(37)})), "tags",
                  "has 37 tags; at most 36 fit")
-    app_utils.validate_app_request(app_request(tags={"k%d" % i: "v" for i in range(46)}))
-    assert_names(refusal(app_utils.validate_app_request, app_request(tags={"k%d" % i: "v" for i in range(47)})),
+    P.validate_app_request(app_request(tags={"k%d" % i: "v" for i in range(46)}))
+    assert_names(refusal(P.validate_app_request, app_request(tags={"k%d" % i: "v" for i in range(47)})),
                  "tags", "has 47 tags; at most 46 fit")
 
 
@@ -605,7 +604,7 @@ def test_invalid_app_names_are_refused(data):
     name = data.draw(st.one_of(
         invalid_rack_names, st.just(rack),
         names(80).map(lambda n: n + "a" * max(0, MAX_RACK_AND_APP + 1 - len(rack) - len(n)))))
-    err = refusal(app_utils.validate_app_request, app_request(name=name, rack=rack))
+    err = refusal(P.validate_app_request, app_request(name=name, rack=rack))
     if name == "":
         assert_names(err, "name", "is required")
     elif not NAME_SHAPE.fullmatch(name):
@@ -621,14 +620,14 @@ def test_invalid_app_names_are_refused(data):
 def test_valid_app_names_are_accepted(data):
     rack = data.draw(valid_rack_names)
     name = data.draw(names(MAX_RACK_AND_APP - len(rack)).filter(lambda n: n != rack))
-    app_utils.validate_app_request(app_request(name=name, rack=rack))
-    app_utils.validate_app_name(name, rack)
+    P.validate_app_request(app_request(name=name, rack=rack))
+    P.validate_app_name(name, rack)
 
 
 @props(100)
 @given(invalid_rack_names)
 def test_apps_of_invalid_rack_names_are_refused(rack):
-    err = refusal(app_utils.validate_app_request, app_request(rack=rack))
+    err = refusal(P.validate_app_request, app_request(rack=rack))
     assert_names(err, "rack", "is required" if rack == "" else
                  ("is %d characters" % len(rack) if NAME_SHAPE.fullmatch(rack) else NAME_RULE))
 
@@ -642,18 +641,18 @@ def module_with(region=None, **params):
 @props(150)
 @given(invalid_regions)
 def test_invalid_regions_are_refused(region):
-    assert_names(refusal(runner.region_of, module_with(region)), "region", "must be an AWS region name")
+    assert_names(refusal(glue.region_of, module_with(region)), "region", "must be an AWS region name")
 
 
 @props(100)
 @given(valid_regions)
 def test_valid_regions_are_accepted(region):
-    assert runner.region_of(module_with(region)) == region
+    assert glue.region_of(module_with(region)) == region
 
 
 def test_every_region_botocore_knows_is_accepted():
     for region in REAL_REGIONS:
-        assert runner.region_of(module_with(region)) == region
+        assert glue.region_of(module_with(region)) == region
 
 
 @props(200)
@@ -662,7 +661,7 @@ def test_invalid_endpoint_urls_are_refused(url):
     from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
     assume(not (is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)))
-    assert_names(refusal(runner.region_of, module_with("us-east-1", endpoint_url=url)), "endpoint_url", "must be a URL")
+    assert_names(refusal(glue.region_of, module_with("us-east-1", endpoint_url=url)), "endpoint_url", "must be a URL")
     assert_names(refusal(P.validate_connection, {}, {"AWS_ENDPOINT_URL": url}), "endpoint_url (AWS_ENDPOINT_URL)",
                  "must be a URL")
 
@@ -673,16 +672,16 @@ def test_unknown_aws_config_settings_are_refused(config):
     import botocore.config
 
     assume(not set(config) <= set(botocore.config.Config.OPTION_DEFAULTS))
-    assert_names(refusal(runner.region_of, module_with("us-east-1", aws_config=config)), "aws_config",
+    assert_names(refusal(glue.region_of, module_with("us-east-1", aws_config=config)), "aws_config",
                  "must hold botocore Config settings")
 
 
 def test_a_missing_ca_bundle_is_refused(tmp_path):
-    assert_names(refusal(runner.region_of, module_with("us-east-1", aws_ca_bundle=str(tmp_path / "none.pem"))),
+    assert_names(refusal(glue.region_of, module_with("us-east-1", aws_ca_bundle=str(tmp_path / "none.pem"))),
                  "aws_ca_bundle", "no such file")
     bundle = tmp_path / "ca.pem"
     bundle.write_text("")
-    runner.region_of(module_with("us-east-1", aws_ca_bundle=str(bundle), endpoint_url="https://localhost:4566",
+    glue.region_of(module_with("us-east-1", aws_ca_bundle=str(bundle), endpoint_url="https://localhost:4566",
                                  aws_config={"connect_timeout": 5}))
 
 
@@ -691,8 +690,8 @@ def test_a_missing_ca_bundle_is_refused(tmp_path):
 SPECS = {
     "rack": P.RACK_ARGUMENT_SPEC,
     "rack_info": {"name": {"type": "str"}},
-    "app": app_utils.APP_ARGUMENT_SPEC,
-    "app_info": app_utils.APP_INFO_ARGUMENT_SPEC,
+    "app": P.APP_ARGUMENT_SPEC,
+    "app_info": P.APP_INFO_ARGUMENT_SPEC,
 }
 BASE = {"rack": {"name": "prod"}, "rack_info": {}, "app": {"name": "web", "rack": "prod"}, "app_info": {"rack": "prod"}}
 
@@ -801,7 +800,7 @@ def aws_environment(monkeypatch):
 
 def app_name_accepted(name):
     try:
-        app_utils.validate_app_name(name, BASE["app"]["rack"])
+        P.validate_app_name(name, BASE["app"]["rack"])
     except Exception:  # pylint: disable=broad-except
         return False
     return True

@@ -12,8 +12,9 @@ import pytest
 
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import ValidationError
 from ansible_collections.convox.rack.plugins.module_utils._rack.params import (
-    DEFAULTS, PARAMETER_KINDS, REGION_RE, check_immutable, effective_parameters, lease_active, lease_until,
-    parameters_from_tags, parameters_to_tags, validate_request)
+    DEFAULTS, PARAMETER_KINDS, REGION_RE, check_immutable, effective_parameters, validate_request)
+from ansible_collections.convox.rack.plugins.module_utils._rack.record import (
+    parameters_from_tags, parameters_to_tags, status_current, status_expires)
 
 
 def request(**kw):
@@ -312,11 +313,11 @@ def test_unreadable_recorded_number_is_skipped_and_the_default_applies():
     assert effective_parameters(request(), recorded)["instance_count"] == 3
 
 
-# -- run lease -------------------------------------------------------------------------------------------
+# -- the recorded run status's expiry (record.py; the tag convox:lease) ---------------------------------------
 
-def test_lease_lasts_wait_timeout_plus_a_margin():
-    assert lease_until(900, now=1000) == "2200"
-    assert S3_TAG_VALUE.match(lease_until(900))
+def test_a_run_status_expires_after_wait_timeout_plus_a_margin():
+    assert status_expires(900, now=1000) == "2200"
+    assert S3_TAG_VALUE.match(status_expires(900))
 
 
 @pytest.mark.parametrize("tags, now, held", [
@@ -326,8 +327,8 @@ def test_lease_lasts_wait_timeout_plus_a_margin():
     ({}, 0, False),
     (None, 0, False),
 ])
-def test_a_status_holds_only_while_its_lease_runs(tags, now, held):
-    assert lease_active(tags, now=now) is held
+def test_a_status_holds_only_until_it_expires(tags, now, held):
+    assert status_current(tags, now=now) is held
 
 
 # -- region names ----------------------------------------------------------------------------------------

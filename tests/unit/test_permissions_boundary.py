@@ -1,6 +1,6 @@
 """The instance role's permissions boundary (issue 6: `permissions_boundary`).
 
-- build.RackBuilder.ensure_iam: the requests themselves, through botocore's Stubber (each call's
+- parts/identity.py ensure: the requests themselves, through botocore's Stubber (each call's
   parameters checked): CreateRole carries PermissionsBoundary; an existing role whose boundary differs
   gets PutRolePermissionsBoundary *before* PutRolePolicy (the shipped operator policy allows
   PutRolePolicy only on a role that already carries the boundary: the local AWS evaluates no IAM policy,
@@ -23,10 +23,11 @@ import pytest
 from botocore.stub import ANY
 
 from ansible_collections.convox.rack.plugins.module_utils._rack import desired as D
-from ansible_collections.convox.rack.plugins.module_utils._rack.build import RackBuilder
+from ansible_collections.convox.rack.plugins.module_utils._rack.context import Run
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import ValidationError
 from ansible_collections.convox.rack.plugins.module_utils._rack.naming import RackNames, system_tags
-from ansible_collections.convox.rack.plugins.module_utils._rack.observe import RackState
+from ansible_collections.convox.rack.plugins.module_utils._rack.parts import identity
+from ansible_collections.convox.rack.plugins.module_utils._rack.state import RackState
 from ansible_collections.convox.rack.plugins.module_utils._rack.params import (DEFAULTS, check_permissions_boundary,
                                                                                effective_parameters)
 from ansible_collections.convox.rack.plugins.module_utils._rack.plan import Plan
@@ -73,7 +74,8 @@ def profile():
 
 def builder(stubbed, clock, state, boundary, check_mode=False):
     wanted = effective_parameters({"permissions_boundary": boundary, "high_availability": False}, {})
-    return RackBuilder(stubbed.aws, REGION, IDENTITY, state, wanted, {}, Plan(check_mode), clock.deadline(60), False)
+    stubbed.aws.deadline = clock.deadline(60)
+    return Run(stubbed.aws, REGION, IDENTITY, NAMES, Plan(check_mode), state, wanted, system_tags(RACK), wait=False)
 
 
 def state_of(existing_role=None, policy=None, with_profile=True):
@@ -94,7 +96,7 @@ def test_a_new_role_is_created_with_the_boundary(stubbed, clock):
         "InstanceProfileName": ROLE, "Path": "/convox/", "Tags": tag_list()})
     stubbed.ok("iam", "add_role_to_instance_profile", {}, {"InstanceProfileName": ROLE, "RoleName": ROLE})
     b = builder(stubbed, clock, state_of(with_profile=False), BOUNDARY)
-    assert b.ensure_iam() == PROFILE_ARN
+    assert identity.ensure(b) == PROFILE_ARN
     stubbed.assert_all_used()
     assert b.plan.changes[0] == {"resource": "iam_role", "name": ROLE, "action": "create",
                                  "changes": {"permissions_boundary": BOUNDARY}}
@@ -106,7 +108,7 @@ def test_a_new_role_without_a_boundary_asked_has_none(stubbed, clock):
     stubbed.ok("iam", "put_role_policy", {}, {"RoleName": ROLE, "PolicyName": "ecs-container-instance",
                                               "PolicyDocument": ANY})
     b = builder(stubbed, clock, state_of(), "")
-    b.ensure_iam()
+    identity.ensure(b)
     stubbed.assert_all_used()
     assert "changes" not in b.plan.changes[0]
 
@@ -117,7 +119,7 @@ def test_an_existing_role_gets_the_boundary_before_its_inline_policy(stubbed, cl
     stubbed.ok("iam", "put_role_policy", {}, {"RoleName": ROLE, "PolicyName": "ecs-container-instance",
                                               "PolicyDocument": json.dumps(instance_policy())})
     b = builder(stubbed, clock, state_of(role(current), policy={"Version": "2012-10-17", "Statement": []}), BOUNDARY)
-    b.ensure_iam()
+    identity.ensure(b)
     stubbed.assert_all_used()
     assert stubbed.ops() == ["iam:put_role_permissions_boundary", "iam:put_role_policy"]
     assert b.plan.changes[0] == {"resource": "iam_role", "name": ROLE, "action": "update",
@@ -129,13 +131,13 @@ def test_no_boundary_call_when_it_is_there_or_none_is_asked(stubbed, clock, curr
     """A role with the boundary asked, or a run that asks none (unset and not recorded): nothing to do. The
     collection never calls DeleteRolePermissionsBoundary (the operator policy denies it)."""
     b = builder(stubbed, clock, state_of(role(current), policy=instance_policy()), asked)
-    assert b.ensure_iam() == PROFILE_ARN
+    assert identity.ensure(b) == PROFILE_ARN
     assert stubbed.ops() == [] and b.plan.changes == []
 
 
 def test_check_mode_plans_the_boundary_without_a_call(stubbed, clock):
     b = builder(stubbed, clock, state_of(role(None), policy=instance_policy()), BOUNDARY, check_mode=True)
-    b.ensure_iam()
+    identity.ensure(b)
     assert stubbed.ops() == []
     assert b.plan.changes == [{"resource": "iam_role", "name": ROLE, "action": "update",
                                "changes": {"permissions_boundary": {"before": None, "after": BOUNDARY}}}]

@@ -27,12 +27,14 @@ import pytest
 from ansible_collections.amazon.aws.plugins.module_utils import cloud
 
 from ansible_collections.convox.rack.plugins.module_utils._rack import desired as D
+from ansible_collections.convox.rack.plugins.module_utils._rack import record, uninstall
+from ansible_collections.convox.rack.plugins.module_utils._rack.context import Run
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import RackError
 from ansible_collections.convox.rack.plugins.module_utils._rack.naming import RackNames, subnet_cidrs, system_tags
-from ansible_collections.convox.rack.plugins.module_utils._rack.observe import RackState
-from ansible_collections.convox.rack.plugins.module_utils._rack.params import DEFAULTS, parameters_to_tags
+from ansible_collections.convox.rack.plugins.module_utils._rack.params import DEFAULTS
 from ansible_collections.convox.rack.plugins.module_utils._rack.plan import Plan
-from ansible_collections.convox.rack.plugins.module_utils._rack.teardown import RackTeardown
+from ansible_collections.convox.rack.plugins.module_utils._rack.record import parameters_to_tags
+from ansible_collections.convox.rack.plugins.module_utils._rack.state import RackState
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -68,7 +70,7 @@ def bucket_state():
 
 
 def full_state():
-    """A private, highly available rack with every resource present, as observe.read_rack builds it."""
+    """A private, highly available rack with every resource present, as reading.read_rack builds it."""
     state = RackState(NAMES)
     state.apps = []
     state.bucket = bucket_state()
@@ -150,6 +152,25 @@ def empty_state():
     state = RackState(NAMES)
     state.apps = []
     return state
+
+
+class RackTeardown:
+    """uninstall.teardown over `state`, as RackService.absent runs it; run() returns the kept buckets."""
+
+    def __init__(self, aws, state, plan, deadline, force, purge_data):
+        aws.deadline = deadline
+        identity = types.SimpleNamespace(account=ACCOUNT, partition="aws")
+        self.run_ctx = Run(aws, REGION, identity, state.names, plan, state)
+        self.force, self.purge_data = force, purge_data
+        self.kept_buckets, self.kept_repositories = [], []
+
+    def run(self):
+        kept = uninstall.teardown(self.run_ctx, self.force, self.purge_data)
+        self.kept_buckets, self.kept_repositories = kept.buckets, kept.repositories
+        return kept.buckets
+
+    def mark_uninstalling(self):
+        record.mark(self.run_ctx, "uninstalling")
 
 
 def teardown_for(stubbed, state, deadline, check_mode=False, force=False, purge_data=False):

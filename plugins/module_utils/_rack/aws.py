@@ -54,13 +54,12 @@ def _transient(error, extra=()):
 class Aws:
     """Retrying, counting, error-translating access to the AWS clients of one module run."""
 
-    def __init__(self, client_factory, check_mode=False, deadline=None, sleep=None):
+    def __init__(self, client_factory, deadline=None, sleep=None):
         self._factory = client_factory
         self._clients = {}
-        self.check_mode = check_mode
         self.calls = []
         self.retries = 0          # attempts repeated after a transient error, over the run
-        self.deadline = deadline  # the run's Deadline, set by the service; None: MAX_ATTEMPTS only
+        self.deadline = deadline  # the run's Deadline (its wait_timeout); None: MAX_ATTEMPTS only
         self._sleep = sleep or _sleep
 
     def client(self, service):
@@ -147,7 +146,7 @@ class Aws:
 
 
 class Deadline:
-    """A wait_timeout shared by every wait of one run, polled with growing intervals."""
+    """A wait_timeout shared by every wait and retry of one run, polled with growing intervals."""
 
     def __init__(self, seconds, clock=time.monotonic, sleep=time.sleep):
         self._clock = clock
@@ -170,3 +169,24 @@ class Deadline:
                 raise WaitTimeout("timed out after %ds waiting for %s" % (self.seconds, what), waiting_for=what)
             self._sleep(min(delay, left))
             delay = min(delay * 1.5, max_interval)
+
+    def until_accepted(self, what, fn, codes=("DependencyViolation",)):
+        """Call fn() until AWS stops refusing it with one of `codes` (a delete refused while
+        something it depends on is still being released); the last refusal is named on timeout."""
+        last = {}
+
+        def attempt():
+            try:
+                fn()
+                return True
+            except AWSCallError as e:
+                if e.code in codes:
+                    last["error"] = e
+                    return False
+                raise
+        try:
+            self.wait_for(what, attempt, interval=3)
+        except WaitTimeout as e:
+            if "error" in last:
+                raise WaitTimeout("%s; last error: %s" % (e.msg, last["error"].msg), **last["error"].details)
+            raise

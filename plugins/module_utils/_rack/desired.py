@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import json
 
+from .naming import ACCESS_LOGS_PREFIX, LOGS_PREFIX
+
 ECS_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 ROOT_DEVICE = "/dev/xvda"
 ROOT_VOLUME_GIB = 30
 NONCURRENT_VERSION_DAYS = 30
-LOGS_PREFIX = "logs/"
 
 
 def ec2_trust_policy():
@@ -264,3 +265,74 @@ def _canon(doc):
             return items[0]
         return sorted(items, key=lambda x: json.dumps(x, sort_keys=True))
     return doc
+
+
+# -- buckets: encryption, and what an app's bucket adds (pure) ------------------------------------------------------
+ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]}
+ACCESS_LOGS_SID = "AllowS3AccessLogsOfApps"
+LOGGING_SERVICE = "logging.s3.amazonaws.com"
+
+
+def access_logs_statement(partition, rack_bucket, rack, account):
+    """The rack bucket's policy statement that lets S3 deliver its apps' access logs.
+
+    With owner-enforced object ownership, ACL grants to the log delivery group do not work: a
+    bucket policy must allow the logging service to put objects, here only under logs/apps/,
+    only for source buckets of this account named as this rack's apps' buckets are."""
+    return {
+        "Sid": ACCESS_LOGS_SID,
+        "Effect": "Allow",
+        "Principal": {"Service": LOGGING_SERVICE},
+        "Action": "s3:PutObject",
+        "Resource": "arn:%s:s3:::%s/%s*" % (partition, rack_bucket, ACCESS_LOGS_PREFIX),
+        "Condition": {
+            "StringEquals": {"aws:SourceAccount": account},
+            "ArnLike": {"aws:SourceArn": "arn:%s:s3:::convox-%s-*" % (partition, rack)},
+        },
+    }
+
+
+def rack_bucket_policy(partition, bucket, rack, account):
+    """TLS only, and S3 may deliver the apps' access logs under logs/apps/."""
+    policy = tls_only_bucket_policy(partition, bucket)
+    policy["Statement"].append(access_logs_statement(partition, bucket, rack, account))
+    return policy
+
+
+def with_statement(policy, statement):
+    """The policy document (a JSON string, a dict or None) with `statement` in place of any
+    statement of the same Sid, every other statement kept."""
+    if isinstance(policy, str):
+        policy = json.loads(policy)
+    doc = dict(policy or {"Version": "2012-10-17"})
+    others = [s for s in doc.get("Statement", []) if s.get("Sid") != statement["Sid"]]
+    doc["Statement"] = others + [statement]
+    return doc
+
+
+def has_statement(policy, statement):
+    if not policy:
+        return False
+    if isinstance(policy, str):
+        try:
+            policy = json.loads(policy)
+        except ValueError:
+            return False
+    return any(s.get("Sid") == statement["Sid"] and policy_equal(s, statement) for s in policy.get("Statement", []))
+
+
+def app_lifecycle_rules():
+    """Noncurrent versions of release artifacts expire; current ones stay."""
+    return [
+        {
+            "ID": "expire-noncurrent-versions",
+            "Filter": {"Prefix": ""},
+            "Status": "Enabled",
+            "NoncurrentVersionExpiration": {"NoncurrentDays": NONCURRENT_VERSION_DAYS},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+        },
+    ]
+
+
+def logging_config(names):
+    return {"TargetBucket": names.rack_bucket, "TargetPrefix": names.access_logs_prefix}

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Every rack of a region in a few bulk reads, for `rack_info` without a name and the inventory.
 
-observe.read_rack reads one rack in about 30 calls; a region of 100 racks would take 3,000.
+reading.read_rack reads one rack in about 30 calls; a region of 100 racks would take 3,000.
 Here each kind of resource is read once for the whole region and sorted out by its `Rack` tag:
 one listing of the Resource Groups Tagging API (the racks' buckets, whose tags are the recorded
 parameters and status, and their VPCs, subnets, internet gateways, security groups and load
@@ -12,7 +12,7 @@ balancers), the Auto Scaling groups (filtered by tag), the ECS clusters and capa
 rack is private, the NAT gateways: about eight calls a region whatever the number of racks,
 spread over a thread pool; IAM (global) once per account.
 
-The result is the `rack` dictionary of service.rack_dict, status from service.derive_status,
+The result is the `rack` dictionary of status.rack_dict, status from status.decide,
 with two differences from a full read, each to save a call per rack: a rack's load balancer
 stands for its listener, and the launch template its Auto Scaling group names stands for the
 template. `rack_info` with a name reads it all.
@@ -22,65 +22,23 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
-try:
-    import boto3
-    import botocore.config
-except ImportError:  # pragma: no cover - AnsibleAWSModule and the inventory plugin report missing boto3
-    boto3 = None
-
-from .aws import Aws
 from .errors import RackError
-from .naming import RackNames, SYSTEM
-from .observe import GONE_NAT_STATES, RackState, ec2_filters, pick_igw, pick_vpc, tag_dict
-from .params import COLLECTION_VERSION, RACK_NAME_RE, STATE_TAG_PREFIX, parameters_from_tags
-from .service import rack_dict
+from .naming import SYSTEM, RackNames
+from .params import RACK_NAME_RE
+from .parts.duplicates import pick_igw, pick_vpc
+from .parts.nat import GONE_NAT_STATES
+from .record import STATUS_TAG, parameters_from_tags
+from .state import NOT_READ, RackState
+from .status import decide, rack_dict
+from .tags import ec2_filters, tag_dict
 
 RACK_TAG_FILTERS = [{"Key": "System", "Values": [SYSTEM]}, {"Key": "Type", "Values": ["rack"]}]
 EC2_FILTERS = [{"Name": "tag:System", "Values": [SYSTEM]}, {"Name": "tag:Type", "Values": ["rack"]}]
 ECS_BATCH = 100          # DescribeClusters and DescribeCapacityProviders take 100 names
-LISTENER_NOT_READ = {"ListenerArn": None, "note": "not read in a region-wide listing; the load balancer stands for it"}
 WORKERS = 16
-
-
-# -- clients ------------------------------------------------------------------------------------------------
-
-class SessionClients:
-    """boto3 clients of one set of credentials, all from one boto3 session.
-
-    amazon.aws makes a new session per client, which loads the service models again every time
-    (about 0.3 s a client here); one session per account loads each model once. Clients are
-    made under a lock (a session is not thread-safe), then used from any thread (clients are)."""
-
-    def __init__(self, region, endpoint_url, params):
-        params = dict(params)
-        self.region = region
-        self.endpoint_url = endpoint_url
-        self._session = boto3.session.Session(profile_name=params.pop("profile_name", None))
-        config = botocore.config.Config(user_agent_extra="convox.rack/%s" % COLLECTION_VERSION)
-        for key in ("config", "aws_config"):
-            if params.get(key) is not None:
-                config = config.merge(params.pop(key))
-            params.pop(key, None)
-        self._config = config
-        self._params = params
-        self._clients = {}
-        self._lock = threading.Lock()
-
-    def client(self, service, region=None):
-        key = (service, region or self.region)
-        with self._lock:
-            if key not in self._clients:
-                self._clients[key] = self._session.client(service, region_name=key[1], endpoint_url=self.endpoint_url,
-                                                          config=self._config, **self._params)
-            return self._clients[key]
-
-    def factory(self, region=None):
-        """A client factory for aws.Aws, bound to a region."""
-        return lambda service: self.client(service, region)
 
 
 def is_loopback(url):
@@ -164,7 +122,7 @@ def read_tagged(aws, region, account, name=None):
 def _add_bucket(buckets, bucket, tags, region, account):
     """A rack's bucket: tagged as a rack's, not uninstalled, under the name derived for this account and region."""
     rack = tags.get("Rack") or ""
-    if tags.get(STATE_TAG_PREFIX + "status") == "uninstalled" or not RACK_NAME_RE.match(rack):
+    if tags.get(STATUS_TAG) == "uninstalled" or not RACK_NAME_RE.match(rack):
         return
     if bucket == RackNames(rack, region, account).bucket:
         buckets[rack] = {"name": bucket, "tags": tags}
@@ -248,15 +206,15 @@ def read_iam(aws):
     return {"profiles": profiles, "roles": {r["RoleName"]: r for p in profiles.values() for r in p.get("Roles", [])}}
 
 
-IAM_NOT_READ = {"note": "IAM not readable with these credentials (iam:ListInstanceProfiles)"}
 IAM_WARNING = ("IAM instance profiles could not be listed (iam:ListInstanceProfiles denied): racks are listed without"
                " checking their instance role and profile")
 
 
 # -- one region -----------------------------------------------------------------------------------------------
 
-def assemble(rack, region, account, reads):
-    """A RackState made of the bulk reads, turned into the `rack` dictionary."""
+def assemble(rack, region, account, reads, unread=False):
+    """A RackState made of the bulk reads, turned into the `rack` dictionary (status unknown
+    when some read failed: `unread`)."""
     names = RackNames(rack, region, account)
     state = RackState(names)
     state.bucket = reads["tagged"]["buckets"][rack]
@@ -275,8 +233,8 @@ def assemble(rack, region, account, reads):
         role = tag_dict(group.get("Tags")).get("convox:role")
         if role:
             state.security_groups[role] = group
-    if reads["iam"] is None:
-        state.role = state.instance_profile = IAM_NOT_READ
+    if reads["iam"] is None:  # IAM not readable with these credentials (iam:ListInstanceProfiles)
+        state.role = state.instance_profile = NOT_READ
     else:
         state.role = reads["iam"]["roles"].get(names.instance_role)
         state.instance_profile = reads["iam"]["profiles"].get(names.instance_role)
@@ -286,25 +244,26 @@ def assemble(rack, region, account, reads):
     state.capacity_provider = reads["capacity_providers"].get(rack)
     state.load_balancer = _named([lb for arn, lb in reads["load_balancers"].items()
                                   if reads["tagged"]["lb_arns"].get(arn) == rack], "LoadBalancerName", names.load_balancer)
-    state.listeners = [LISTENER_NOT_READ] if state.load_balancer else []
+    # Not read in a region-wide listing: the load balancer stands for its listener.
+    state.listeners = [NOT_READ] if state.load_balancer else []
     state.log_group = reads["log_groups"]["own"].get(rack)
     state.apps = sorted(reads["log_groups"]["apps"].get(rack, []))
-    out = rack_dict(state, region)
     if unresolved:
-        out["status"], out["missing"] = "failed", ["vpc (%d VPCs tagged as this rack's hold its subnets)" % len(vpcs)]
-    return out
+        unresolved = "vpc (%d VPCs tagged as this rack's hold its subnets)" % len(vpcs)
+    status, missing = decide(state, unread=unread, unresolved=unresolved)
+    return rack_dict(state, region, status, missing)
 
 
 def launch_template_of(asg, names):
-    """The launch template the group launches from, when it is the rack's (its name). Without a
-    group, there is no telling: the template is not counted missing (the group is)."""
+    """The launch template the group launches from, when it is the rack's (its name): the bulk read
+    does not describe launch templates. Without a group, there is no telling: the template is not
+    read (the group is counted missing)."""
     if asg is None:
-        return {"LaunchTemplateName": names.launch_template, "note": "not read: no Auto Scaling group names it"}
+        return NOT_READ
     spec = asg.get("LaunchTemplate") or {}
     if spec.get("LaunchTemplateName") != names.launch_template:
         return None
-    return {"LaunchTemplateName": spec["LaunchTemplateName"], "LaunchTemplateId": spec.get("LaunchTemplateId"),
-            "note": "named by the Auto Scaling group (the bulk read does not describe launch templates)"}
+    return {"LaunchTemplateName": spec["LaunchTemplateName"], "LaunchTemplateId": spec.get("LaunchTemplateId")}
 
 
 def _named(items, key, name):
@@ -358,7 +317,7 @@ class RegionRead:
 
     def _read_duplicated(self, net):
         """The subnets and internet gateways, from EC2 itself, of a rack that has more than one VPC
-        or gateway tagged as its own (a create sent twice: observe.resolve_duplicates): which one is
+        or gateway tagged as its own (a create sent twice: parts/duplicates.py): which one is
         the rack's depends on where its subnets are and what is attached, which the tagging listing
         does not say. Two calls for each such rack; none for the others."""
         for rack in sorted(set(net["vpcs"]) | set(net["igws"])):
@@ -381,19 +340,17 @@ class RegionRead:
             try:
                 reads[key] = future.result()
             except RackError as e:
-                reads[key], failed[key] = copy.deepcopy(NOT_READ[key]), e.msg
+                reads[key], failed[key] = copy.deepcopy(FAILED_READ[key]), e.msg
         self._read_duplicated(reads["tagged"]["network"])
-        racks = [assemble(rack, self.region, self.account, reads) for rack in sorted(buckets)]
+        racks = [assemble(rack, self.region, self.account, reads, unread=bool(failed)) for rack in sorted(buckets)]
         warnings = ["%s; status unknown" % msg for _key, msg in sorted(failed.items())]
-        for rack in racks if failed else []:
-            rack["status"], rack["missing"] = "unknown", []
         if reads["iam"] is None and "iam" not in failed and buckets:
             warnings.append(IAM_WARNING)
         return racks, warnings
 
 
 # What a read that failed leaves behind (the racks' status is then unknown).
-NOT_READ = {
+FAILED_READ = {
     "nat_gateways": {}, "autoscaling_groups": {}, "load_balancers": {}, "clusters": {}, "capacity_providers": {},
     "log_groups": {"own": {}, "apps": {}}, "iam": {"roles": {}, "profiles": {}},
 }
@@ -432,39 +389,3 @@ def read_regions(aws_for_region, regions, account, name=None, workers=WORKERS):
 
 # The services a region read uses (and IAM, once per account).
 FLEET_SERVICES = tuple(dict.fromkeys([service for service, _key in RegionRead.READS if service] + ["ec2"]))
-
-
-# -- rack_info ---------------------------------------------------------------------------------------------------
-
-def rack_info(module):
-    """The result of rack_info: one rack (by name: the full read of observe.read_rack, listener
-    included) or every rack of the region (the bulk read), and the source the racks are listed
-    under (`local` for the local AWS). Parts that cannot be read leave a rack's status unknown,
-    with a warning; racks that cannot be listed at all fail the module."""
-    from .errors import AWSCallError
-    from .params import validate_name
-    from .runner import connection_info, region_of
-    from .service import read_racks
-
-    name = module.params.get("name")
-    if name is not None:
-        validate_name(name)
-    region = region_of(module)
-    _region, endpoint, params = connection_info(module)
-    aws = Aws(SessionClients(region, endpoint, params).factory(region))
-    source = read_source(aws)
-    warnings = []
-    try:
-        racks = read_racks(aws, region, name) if name is not None else None
-    except AWSCallError as e:
-        warnings.append("rack %s could not be read in full (%s); its status is from a partial read" % (name, e.msg))
-        racks = None
-    if racks is None:
-        read = read_regions(lambda r: aws, [region], source["account_id"], name=name)[region]
-        if read["error"]:
-            raise RackError(read["error"])
-        warnings += read["warnings"]
-        racks = read["racks"]
-    for warning in warnings:
-        module.warn(warning)
-    return {"changed": False, "racks": racks, "source": source, "aws_calls": len(aws.calls)}

@@ -13,7 +13,7 @@ deletes the parameter when it ends, whether it succeeded or failed.
 A second run that finds the lock held waits (polling, within its wait_timeout), then takes it,
 and then reads the rack again before it changes anything: what the first run built is seen, so
 two installs started together build one rack. The lock is stale, and is taken over, when it has
-expired (its holder stopped renewing it: killed, or cut off from AWS for LEASE seconds), or at
+expired (its holder stopped renewing it: killed, or cut off from AWS for VALIDITY seconds), or at
 once when its holder ran on this host and its process is gone (a killed ansible-playbook on a
 laptop or CI machine). SSM has no compare-and-swap: the takeover re-reads the lock right before
 deleting it and deletes only the holder it judged stale, which leaves a window of one API call
@@ -41,7 +41,7 @@ import uuid
 
 from .errors import RackError
 
-LEASE = 120       # seconds a lock stays valid without renewal
+VALIDITY = 120       # seconds a lock stays valid without renewal
 HEARTBEAT = 30    # seconds between renewals
 POLL = (2.0, 10.0)  # first and longest wait between two looks at a held lock
 
@@ -103,7 +103,7 @@ class RunLock:
     def _value(self, since=None):
         now = self._clock()
         return json.dumps({"run": self.run_id, "host": self.host, "pid": self.pid, "operation": self.operation,
-                           "since": int(since or now), "expires": int(now + LEASE)}, sort_keys=True)
+                           "since": int(since or now), "expires": int(now + VALIDITY)}, sort_keys=True)
 
     def _read(self):
         got = self.aws.call("ssm", "get_parameter", "run lock %s" % self.name, ignore=("ParameterNotFound",),
@@ -164,7 +164,7 @@ class RunLock:
                 raise RackLocked(
                     "rack %s is being changed by another run: %s; waited %ds (wait_timeout). Rerun when it has "
                     "finished; a run that died leaves a lock that expires %ds after its last renewal"
-                    % (self.rack, self.describe(holder), int(self._clock() - started), LEASE),
+                    % (self.rack, self.describe(holder), int(self._clock() - started), VALIDITY),
                     resource="run lock %s" % self.name, error_code="RackLocked", holder=holder)
             self._sleep(min(delay, left))
             delay = min(delay * 1.5, POLL[1])
@@ -230,12 +230,6 @@ class RunLock:
         if holder is not None and holder.get("run") == self.run_id:
             self.aws.call("ssm", "delete_parameter", "run lock %s" % self.name, ignore=("ParameterNotFound",),
                           Name=self.name)
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
 
 
 class _LockTaken(Exception):

@@ -17,6 +17,13 @@ import ipaddress
 MAX_RACK_NAME = 25
 
 SYSTEM = "convox"
+# An app's bucket: "convox-" + rack + "-" + app + "-" + digest must fit an S3 bucket name.
+BUCKET_NAME_MAX = 63
+DIGEST_LEN = 12
+MAX_RACK_AND_APP = BUCKET_NAME_MAX - len("convox---") - DIGEST_LEN
+# Where S3 delivers an app bucket's access logs in its rack's bucket: logs/apps/<app>/.
+LOGS_PREFIX = "logs/"
+ACCESS_LOGS_PREFIX = LOGS_PREFIX + "apps/"
 
 
 class RackNames:
@@ -73,6 +80,43 @@ class RackNames:
 
     def app_log_group_prefix(self):
         return "/convox/%s/apps/" % self.rack
+
+
+class AppNames:
+    """The names of one app's resources, for its rack in one account and region."""
+
+    def __init__(self, rack, app, region, account_id=None):
+        self.rack = rack
+        self.app = app
+        self.region = region
+        self.account_id = account_id
+        self.rack_names = RackNames(rack, region, account_id)
+
+    @classmethod
+    def of_rack(cls, rack_names, app):
+        return cls(rack_names.rack, app, rack_names.region, rack_names.account_id)
+
+    @property
+    def bucket(self):
+        # Globally unique and stable: the app of this rack, account and region.
+        seed = "%s:%s:%s:%s" % (self.account_id, self.region, self.rack, self.app)
+        return "convox-%s-%s-%s" % (self.rack, self.app, hashlib.sha256(seed.encode()).hexdigest()[:DIGEST_LEN])
+
+    @property
+    def log_group(self):
+        return self.rack_names.app_log_group_prefix() + self.app
+
+    @property
+    def repository(self):
+        return "convox/%s/%s" % (self.rack, self.app)
+
+    @property
+    def access_logs_prefix(self):
+        return "%s%s/" % (ACCESS_LOGS_PREFIX, self.app)
+
+    @property
+    def rack_bucket(self):
+        return self.rack_names.bucket
 
 
 def system_tags(rack, kind="rack", app=None):

@@ -12,19 +12,20 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import time
 import unicodedata
 
 from .errors import ValidationError
-from .naming import MAX_RACK_NAME
-
-COLLECTION_VERSION = "0.1.0"
+from .naming import BUCKET_NAME_MAX, DIGEST_LEN, MAX_RACK_AND_APP, MAX_RACK_NAME
+from .tags import RESERVED_TAG_KEYS, STATE_TAG_PREFIX
 
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
                       1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
 RACK_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?\Z")
+# Convox's rule for app names (lowercase letters, digits and hyphens, starting with a letter), and
+# an ending that ECR repository names accept (a letter or a digit).
+APP_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?\Z")
 # family (letters, digits, hyphens, at least one digit: t3, m6gd, u-6tb1) "." size
 INSTANCE_TYPE_RE = re.compile(
     r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|(?:[1-9][0-9]*)?xlarge|metal(-[1-9][0-9]*xl)?)\Z"
@@ -33,7 +34,7 @@ INSTANCE_TYPE_RE = re.compile(
 MAX_INSTANCE_TYPE = 32
 # ECS registers at most 5,000 container instances in a cluster (a quota AWS does not raise).
 MAX_INSTANCE_COUNT = 5000
-# A run that dies holds its rack until its lease (wait_timeout plus LEASE_MARGIN) expires.
+# The longest wait_timeout: a day.
 MAX_WAIT_TIMEOUT = 86400
 IMAGE_ID_RE = re.compile(r"^ami-[0-9a-f]{8,17}\Z")
 # The ARN of an IAM managed policy: a customer managed policy of an account (12 digits) or an AWS
@@ -50,9 +51,6 @@ REGION_RE = re.compile(r"^(?=.{1,63}\Z)[a-z]{2,4}(-[a-z]+)+-[0-9]+\Z")
 UNUSABLE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4"))
 
-# Tags the collection owns; users cannot set them through `tags`.
-RESERVED_TAG_KEYS = ("System", "Rack", "Type", "App")
-STATE_TAG_PREFIX = "convox:"
 # AWS's tag limits (IAM, CloudWatch Logs, ELB, ECS: the strictest of the services a rack tags):
 # keys of 1 to 128 characters, values of at most 256, both of letters, digits, spaces and
 # _ . : / = + - @ only; 50 tags a resource. The rack's bucket carries up to 14 tags of the
@@ -66,27 +64,8 @@ MAX_RACK_USER_TAGS = 50 - 14
 MAX_RACK_USER_TAGS_WITH_BOUNDARY = MAX_RACK_USER_TAGS - 1
 MAX_APP_USER_TAGS = 50 - 4
 
-# While a run holds a rack, its bucket carries convox:status (installing, updating,
-# uninstalling) and convox:lease, the epoch second until which the run may still be working
-# (wait_timeout plus a margin). A status whose lease has expired is stale: the run died.
-LEASE_TAG = STATE_TAG_PREFIX + "lease"
-LEASE_MARGIN = 300
-
-
 # How long a run may wait for AWS, unless wait_timeout says otherwise.
 DEFAULT_WAIT_TIMEOUT = 900
-
-
-def lease_until(wait_timeout, now=None):
-    return str(int((now if now is not None else time.time()) + wait_timeout + LEASE_MARGIN))
-
-
-def lease_active(tags, now=None):
-    try:
-        until = int((tags or {}).get(LEASE_TAG, "0"))
-    except ValueError:
-        return False
-    return until > (now if now is not None else time.time())
 
 
 # Parameters recorded on the rack (in its bucket's tags) and how to read them back.
@@ -139,6 +118,26 @@ RACK_ARGUMENT_SPEC = dict(
     wait_timeout=dict(type="int", default=DEFAULT_WAIT_TIMEOUT),
     force=dict(type="bool", default=False),
     purge_data=dict(type="bool", default=False),
+)
+
+RACK_INFO_ARGUMENT_SPEC = dict(
+    name=dict(type="str"),
+)
+
+APP_ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    rack=dict(type="str", required=True),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    log_retention=dict(type="int"),
+    immutable_tags=dict(type="bool", default=False),
+    tags=dict(type="dict", aliases=["resource_tags"]),
+    purge_tags=dict(type="bool", default=True),
+    purge_data=dict(type="bool", default=False),
+)
+
+APP_INFO_ARGUMENT_SPEC = dict(
+    rack=dict(type="str", required=True),
+    name=dict(type="str"),
 )
 
 
@@ -420,37 +419,6 @@ def check_immutable(recorded, wanted):
         )
 
 
-def parameters_to_tags(params):
-    """Encode parameters as bucket tags (values restricted to AWS tag characters)."""
-    tags = {}
-    for key, kind in PARAMETER_KINDS.items():
-        value = params[key]
-        if value == "":
-            continue  # an empty tag value is not kept by every S3 implementation: absent means default
-        if kind is bool:
-            value = "true" if value else "false"
-        tags[STATE_TAG_PREFIX + key] = str(value)
-    return tags
-
-
-def parameters_from_tags(tags):
-    out = {}
-    for key, kind in PARAMETER_KINDS.items():
-        raw = tags.get(STATE_TAG_PREFIX + key)
-        if raw is None:
-            continue
-        if kind is bool:
-            out[key] = raw == "true"
-        elif kind is int:
-            try:
-                out[key] = int(raw)
-            except ValueError:
-                continue
-        else:
-            out[key] = raw
-    return out
-
-
 def merge_user_tags(recorded, requested, purge):
     """Unset `tags` leaves the user's tags alone; purge drops those not asked for."""
     if requested is None:
@@ -461,3 +429,54 @@ def merge_user_tags(recorded, requested, purge):
     merged = dict(recorded)
     merged.update(requested)
     return merged
+
+
+# -- apps -------------------------------------------------------------------------------------------------------
+def validate_app_name(name, rack, field="name"):
+    if not isinstance(name, str) or not name:
+        raise ValidationError(field, "is required")
+    if not APP_NAME_RE.match(name):
+        raise ValidationError(
+            field,
+            "must be lowercase letters, digits and hyphens, start with a letter and not end with a hyphen"
+            " (got %s)" % shown(name))
+    if len(rack) + len(name) > MAX_RACK_AND_APP:
+        raise ValidationError(
+            field,
+            "is %d characters; on rack %r (%d characters) an app name has at most %d, so that the app's bucket"
+            " name convox-<rack>-<app>-<%d-character digest> fits S3's %d characters"
+            % (len(name), rack, len(rack), MAX_RACK_AND_APP - len(rack), DIGEST_LEN, BUCKET_NAME_MAX))
+    if name == rack:
+        raise ValidationError(field, "must differ from the name of its rack (%r): Convox refuses an app named like its rack"
+                              % rack)
+
+
+def validate_app_request(params):
+    """Validate what the user gave; raise ValidationError naming the option and the rule."""
+    validate_name(params.get("rack"), field="rack")
+    validate_app_name(params.get("name"), params["rack"])
+    retention = params.get("log_retention")
+    if retention is not None and retention not in LOG_RETENTION_DAYS:
+        raise ValidationError(
+            "log_retention", "must be one of CloudWatch Logs' retention periods %s (got %s)"
+            % (", ".join(str(d) for d in LOG_RETENTION_DAYS), shown(retention)))
+    validate_tags(params.get("tags"), limit=MAX_APP_USER_TAGS)
+
+
+# -- each module's options, validated once by the module glue before any AWS call --------------------------------
+def validate_rack_options(params):
+    if params.get("state") == "absent":
+        validate_uninstall_request(params)
+    else:
+        validate_request(params)
+
+
+def validate_rack_info_options(params):
+    if params.get("name") is not None:
+        validate_name(params["name"])
+
+
+def validate_app_info_options(params):
+    validate_name(params["rack"], field="rack")
+    if params.get("name") is not None:
+        validate_app_name(params["name"], params["rack"])

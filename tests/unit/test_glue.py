@@ -1,4 +1,4 @@
-"""runner.make_aws: the boto3 session of a module run, and AWS_SECURITY_TOKEN (the session token's old
+"""glue.make_aws: the boto3 session of a module run, and AWS_SECURITY_TOKEN (the session token's old
 name, which AWX's "Amazon Web Services" credential sets and amazon.aws 10 no longer reads)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from ansible_collections.convox.rack.plugins.module_utils._rack import runner
+from ansible_collections.convox.rack.plugins.module_utils._rack import glue
 
 ENV_KEYS = {"AWS_ACCESS_KEY_ID": "ASIAENVKEY", "AWS_SECRET_ACCESS_KEY": "env-secret"}
 TOKEN = "env-security-token"
@@ -54,7 +54,7 @@ def params(**given):
     (dict(ENV_KEYS, AWS_SECURITY_TOKEN=""), params(access_key="ASIAENVKEY", secret_key="env-secret"), None),
 ])
 def test_env_security_token(environ, module_params, expected):
-    assert runner.env_security_token(module_params, environ) == expected
+    assert glue.env_security_token(module_params, environ) == expected
 
 
 def credentials_of(monkeypatch, environ, module_params):
@@ -65,7 +65,7 @@ def credentials_of(monkeypatch, environ, module_params):
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     module = types.SimpleNamespace(params=module_params, check_mode=False, fail_json=pytest.fail, no_log_values=set())
-    creds = runner.make_aws(module).client("sts")._request_signer._credentials
+    creds = glue.make_aws(module).client("sts")._request_signer._credentials
     assert (creds.token in module.no_log_values) == (creds.token == TOKEN)   # hidden from the module's output
     return creds.access_key, creds.secret_key, creds.token
 
@@ -89,7 +89,7 @@ def test_make_aws_prefers_the_session_token(monkeypatch):
 
 
 def test_connection_info_sets_the_option_for_every_reader_and_hides_it(monkeypatch):
-    """make_aws and fleet.rack_info both read the connection options through runner.connection_info."""
+    """make_aws and fleet.rack_info both read the connection options through glue.connection_info."""
     from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
 
     monkeypatch.setenv("AWS_SECURITY_TOKEN", TOKEN)
@@ -98,8 +98,8 @@ def test_connection_info_sets_the_option_for_every_reader_and_hides_it(monkeypat
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     module = types.SimpleNamespace(params=params(access_key="ASIAENVKEY", secret_key="env-secret"),
                                    no_log_values=set(), fail_json=pytest.fail)
-    assert runner.connection_info(module)[2]["aws_session_token"] == TOKEN
+    assert glue.connection_info(module)[2]["aws_session_token"] == TOKEN
     assert module.params["session_token"] == TOKEN and module.no_log_values == {TOKEN}
     assert get_aws_connection_info(module)[2]["aws_session_token"] == TOKEN
-    runner.connection_info(module)   # again: nothing more
+    glue.connection_info(module)   # again: nothing more
     assert module.no_log_values == {TOKEN}

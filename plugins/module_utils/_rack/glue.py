@@ -1,23 +1,25 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, convox.rack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Glue between AnsibleAWSModule and the rack service: one place that turns RackError into fail_json."""
+"""The module glue of all four modules: validate the options once (before any AWS call), read the
+connection as amazon.aws does, make the run's AWS access with its deadline, hand over to the
+module's service, and turn a RackError into fail_json (the one place that does)."""
 
 from __future__ import annotations
 
 import os
 
 try:
-    import boto3
-    import botocore
-except ImportError:  # pragma: no cover - AnsibleAWSModule reports missing boto3 first
-    boto3 = botocore = None
+    import botocore.exceptions
+except ImportError:  # pragma: no cover - AnsibleAWSModule reports missing botocore first
+    botocore = None
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
 
-from .aws import Aws
+from .aws import Aws, Deadline
+from .clients import SessionClients
 from .errors import RackError, ValidationError
-from .params import COLLECTION_VERSION, REGION_RE, shown, validate_connection
+from .params import DEFAULT_WAIT_TIMEOUT, REGION_RE, shown, validate_connection
 
 
 def region_of(module):
@@ -76,33 +78,17 @@ def connection_info(module):
     return get_aws_connection_info(module)
 
 
-def make_aws(module):
-    """An Aws whose clients share one boto3 session.
-
-    AnsibleAWSModule.client builds a new session for every client; a rack run uses nine
-    services, and a session per client costs each run about 0.8 s of loading botocore's
-    models again (bench/). The session is built from amazon.aws's own reading of the
-    connection options (get_aws_connection_info), so every option and environment variable
-    means what it means for amazon.aws modules; AWS_SECURITY_TOKEN is read too, where it belongs
-    to the keys in use (connection_info)."""
+def make_aws(module, deadline=None):
+    """An Aws whose clients share one boto3 session (clients.SessionClients: amazon.aws's
+    AnsibleAWSModule.client builds a session per client, about 0.8 s a run of loading botocore's
+    models again), read from amazon.aws's own reading of the connection options, AWS_SECURITY_TOKEN
+    included where it belongs to the keys in use (connection_info)."""
     region, endpoint, params = connection_info(module)
-    params = dict(params)
-    profile = params.pop("profile_name", None)
-    config = botocore.config.Config(user_agent_extra="convox.rack/%s" % COLLECTION_VERSION)
-    extra = params.pop("aws_config", None)
-    if extra is not None:
-        config = config.merge(extra)
-    session = {}
-
-    def factory(service):
-        try:
-            if "session" not in session:
-                session["session"] = boto3.session.Session(profile_name=profile)
-            return session["session"].client(service, config=config, region_name=region, endpoint_url=endpoint,
-                                             **params)
-        except botocore.exceptions.BotoCoreError as e:
-            raise RackError("cannot reach AWS %s: %s" % (service, e), error_code=type(e).__name__)
-    return Aws(factory, check_mode=module.check_mode)
+    try:
+        clients = SessionClients(region, endpoint, params)
+    except botocore.exceptions.BotoCoreError as e:
+        raise RackError("cannot reach AWS: %s" % e, error_code=type(e).__name__)
+    return Aws(clients.factory(region), deadline=deadline)
 
 
 def fail(module, err, aws=None):
@@ -112,30 +98,21 @@ def fail(module, err, aws=None):
     module.fail_json(msg=err.msg, **details)
 
 
-def run_rack_module(module):
-    from .service import RackService
+def run_module(module, validate, serve):
+    """validate(params) -> region -> serve(aws, region, params, check_mode) = (result, warnings).
 
-    from .params import validate_request, validate_uninstall_request
-
+    The run's deadline (every wait and retry of the run) is its wait_timeout, or the default for
+    modules without one."""
     aws = None
     try:
-        # Before anything else: RackService sets its deadline from wait_timeout.
-        if module.params["state"] == "absent":
-            validate_uninstall_request(module.params)
-        else:
-            validate_request(module.params)
+        validate(module.params)
         region = region_of(module)
-        aws = make_aws(module)
-        service = RackService(aws, region, module.params, module.check_mode)
-        if module.params["state"] == "absent":
-            result = service.absent()
-        else:
-            result = service.present()
+        aws = make_aws(module, Deadline(module.params.get("wait_timeout") or DEFAULT_WAIT_TIMEOUT))
+        result, warnings = serve(aws, region, module.params, module.check_mode)
     except RackError as e:
         fail(module, e, aws)
     if not module._diff:
         result.pop("diff", None)
-    warnings = getattr(service, "warnings", None)
-    for w in warnings or []:
-        module.warn(w)
+    for warning in warnings:
+        module.warn(warning)
     module.exit_json(**result)

@@ -13,7 +13,8 @@ from moto import mock_aws
 from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import RackError
 from ansible_collections.convox.rack.plugins.module_utils._rack.naming import RackNames, system_tags
-from ansible_collections.convox.rack.plugins.module_utils._rack.observe import RackState, read_logs
+from ansible_collections.convox.rack.plugins.module_utils._rack.parts import logs as log_part
+from ansible_collections.convox.rack.plugins.module_utils._rack.state import RackState
 
 ACCOUNT = "123456789012"
 NAMES = RackNames("prod", "us-east-1", ACCOUNT)
@@ -39,7 +40,7 @@ def make_groups(logs, names, tags=None):
 def read(logs):
     state = RackState(NAMES)
     aws = Aws(lambda service: logs)
-    read_logs(aws, state, NAMES, "prod")
+    log_part.read_rack(aws, state)
     return state
 
 

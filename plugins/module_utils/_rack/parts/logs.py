@@ -1,0 +1,72 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, convox.rack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Logs: the CloudWatch log groups of a rack (/convox/<rack>) and of its apps
+(/convox/<rack>/apps/<app>, which is also an app's registration). Found by name, confirmed by
+tags; retention from the rack's (or app's) log_retention."""
+
+from __future__ import annotations
+
+from ..tags import confirm, sync_tags
+
+NOT_FOUND = ("ResourceNotFoundException",)
+
+
+def tag_arn(group):
+    """The log group's ARN as the tagging calls take it (without the trailing ":*")."""
+    arn = group["arn"]
+    return arn[:-2] if arn.endswith(":*") else arn
+
+
+def list_groups(aws, prefix, what):
+    return aws.paginate("logs", "describe_log_groups", what, logGroupNamePrefix=prefix).get("logGroups", [])
+
+
+def read_group(aws, name, listed, owner):
+    """(the group named `name` among `listed`, with "tag_arn", and its tags), or (None, {}).
+    owner: (rack, kind, app) whose tags it must carry."""
+    exact = [g for g in listed if g["logGroupName"] == name]
+    if not exact:
+        return None, {}
+    group = dict(exact[0], tag_arn=tag_arn(exact[0]))
+    what = "log group %s" % name
+    tags = (aws.call("logs", "list_tags_for_resource", what, resourceArn=group["tag_arn"]) or {}).get("tags", {})
+    confirm(tags, what, *owner)
+    return group, tags
+
+
+def read_rack(aws, state):
+    """The rack's log group, and its apps (the log groups under its apps' prefix)."""
+    names = state.names
+    listed = list_groups(aws, names.log_group, "log group %s" % names.log_group)
+    prefix = names.app_log_group_prefix()
+    state.apps = sorted(g["logGroupName"][len(prefix):] for g in listed if g["logGroupName"].startswith(prefix))
+    state.log_group, state.log_group_tags = read_group(aws, names.log_group, listed, (names.rack, "rack", None))
+
+
+def ensure(aws, plan, name, group, current_tags, days, tags):
+    """Create the group (with its retention), or converge its retention and tags."""
+    def logs(op, **kw):
+        return aws.call("logs", op, "log group %s" % name, **kw)
+    if group is None:
+        def create():
+            logs("create_log_group", logGroupName=name, tags=tags)
+            logs("put_retention_policy", logGroupName=name, retentionInDays=days)
+        plan.change("log_group", name, "create", create)
+        return
+    if group.get("retentionInDays") != days:
+        plan.change("log_group", name, "update", lambda: logs(
+            "put_retention_policy", logGroupName=name, retentionInDays=days),
+            detail={"retention_days": {"before": group.get("retentionInDays"), "after": days}})
+    arn = group["tag_arn"]
+    sync_tags(plan, "log_group", name, current_tags, tags,
+              lambda s: logs("tag_resource", resourceArn=arn, tags=s),
+              lambda u: logs("untag_resource", resourceArn=arn, tagKeys=u))
+
+
+def remove(aws, plan, group):
+    if group is None:
+        return
+    name = group["logGroupName"]
+    plan.change("log_group", name, "delete", lambda: aws.call(
+        "logs", "delete_log_group", "log group %s" % name, ignore=NOT_FOUND, logGroupName=name))
