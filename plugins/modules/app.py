@@ -220,7 +220,8 @@ aws_calls:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.convox.rack.plugins.module_utils._rack.app import APP_ARGUMENT_SPEC, run_app_module
+from ansible_collections.convox.rack.plugins.module_utils._rack.app import run_app_module
+from ansible_collections.convox.rack.plugins.module_utils._rack.spec import APP_ARGUMENT_SPEC
 
 
 def main():

@@ -319,7 +319,7 @@ aws_calls:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.convox.rack.plugins.module_utils._rack.runner import run_rack_module
-from ansible_collections.convox.rack.plugins.module_utils._rack.params import RACK_ARGUMENT_SPEC
+from ansible_collections.convox.rack.plugins.module_utils._rack.spec import RACK_ARGUMENT_SPEC
 
 
 def main():

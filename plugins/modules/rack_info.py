@@ -171,10 +171,11 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import RackError
 from ansible_collections.convox.rack.plugins.module_utils._rack.fleet import rack_info
 from ansible_collections.convox.rack.plugins.module_utils._rack.runner import fail
+from ansible_collections.convox.rack.plugins.module_utils._rack.spec import RACK_INFO_ARGUMENT_SPEC
 
 
 def main():
-    module = AnsibleAWSModule(argument_spec=dict(name=dict(type="str")), supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=RACK_INFO_ARGUMENT_SPEC, supports_check_mode=True)
     try:
         result = rack_info(module)
     except RackError as e:

@@ -46,6 +46,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argu
 from ansible_collections.convox.rack.plugins.module_utils._rack import app as app_utils
 from ansible_collections.convox.rack.plugins.module_utils._rack import params as P
 from ansible_collections.convox.rack.plugins.module_utils._rack import runner
+from ansible_collections.convox.rack.plugins.module_utils._rack import spec as S
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import ValidationError
 
 EXPLORE = os.environ.get("CONVOX_HYPOTHESIS") == "explore"
@@ -359,7 +360,7 @@ def invalid_choice(choices):
 
 def rack_request(**kw):
     """rack's params as AnsibleModule passes them: every option present, None when not given."""
-    params = {key: None for key in P.RACK_ARGUMENT_SPEC}
+    params = {key: None for key in S.RACK_ARGUMENT_SPEC}
     params.update(name="prod", state="present", create=True, purge_tags=True, wait=True, wait_timeout=900,
                   force=False, purge_data=False)
     params.update(kw)
@@ -367,7 +368,7 @@ def rack_request(**kw):
 
 
 def app_request(**kw):
-    params = {key: None for key in app_utils.APP_ARGUMENT_SPEC}
+    params = {key: None for key in S.APP_ARGUMENT_SPEC}
     params.update(name="web", rack="prod", state="present", immutable_tags=False, purge_tags=True, purge_data=False)
     params.update(kw)
     return params
@@ -689,10 +690,10 @@ def test_a_missing_ca_bundle_is_refused(tmp_path):
 # -- ansible's argument spec: types, choices, unknown options --------------------------------------------------
 
 SPECS = {
-    "rack": P.RACK_ARGUMENT_SPEC,
-    "rack_info": {"name": {"type": "str"}},
-    "app": app_utils.APP_ARGUMENT_SPEC,
-    "app_info": app_utils.APP_INFO_ARGUMENT_SPEC,
+    "rack": S.RACK_ARGUMENT_SPEC,
+    "rack_info": S.RACK_INFO_ARGUMENT_SPEC,
+    "app": S.APP_ARGUMENT_SPEC,
+    "app_info": S.APP_INFO_ARGUMENT_SPEC,
 }
 BASE = {"rack": {"name": "prod"}, "rack_info": {}, "app": {"name": "web", "rack": "prod"}, "app_info": {"rack": "prod"}}
 

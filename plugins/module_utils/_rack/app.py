@@ -34,10 +34,11 @@ from .errors import AWSCallError, RackError, ValidationError
 from .lock import with_run_lock
 from .naming import RackNames, system_tags
 from .observe import Identity, is_ours, read_bucket_tags_tolerant, tag_dict, user_tags
-from .params import (DEFAULT_WAIT_TIMEOUT, DEFAULTS, LOG_RETENTION_DAYS, STATE_TAG_PREFIX, lease_active, merge_user_tags,
+from .params import (DEFAULTS, LOG_RETENTION_DAYS, STATE_TAG_PREFIX, lease_active, merge_user_tags,
                      parameters_from_tags, validate_name, validate_tags)
 from .plan import Plan
 from .runner import fail, make_aws, region_of
+from .spec import DEFAULT_WAIT_TIMEOUT
 from .teardown import empty_bucket_over_any_endpoint
 from .params import MAX_APP_USER_TAGS, shown
 
@@ -54,22 +55,6 @@ MAX_RACK_AND_APP = BUCKET_NAME_MAX - len("convox---") - DIGEST_LEN
 ACCESS_LOGS_PREFIX = D.LOGS_PREFIX + "apps/"
 ACCESS_LOGS_SID = "AllowS3AccessLogsOfApps"
 LOGGING_SERVICE = "logging.s3.amazonaws.com"
-
-APP_ARGUMENT_SPEC = dict(
-    name=dict(type="str", required=True),
-    rack=dict(type="str", required=True),
-    state=dict(type="str", default="present", choices=["present", "absent"]),
-    log_retention=dict(type="int"),
-    immutable_tags=dict(type="bool", default=False),
-    tags=dict(type="dict", aliases=["resource_tags"]),
-    purge_tags=dict(type="bool", default=True),
-    purge_data=dict(type="bool", default=False),
-)
-
-APP_INFO_ARGUMENT_SPEC = dict(
-    rack=dict(type="str", required=True),
-    name=dict(type="str"),
-)
 
 
 # -- names ---------------------------------------------------------------------------------------
