@@ -19,28 +19,9 @@ description:
   - Fails when the rack does not exist in the region. Never changes anything; runs the same in check mode.
 author:
   - convox.rack contributors (@convox-rack)
-options:
-  rack:
-    description:
-      - The rack whose apps to read.
-    type: str
-    required: true
-  name:
-    description:
-      - The app to read. Omit to read every app of the rack.
-      - A name that no app of the rack has gives an empty RV(apps).
-    type: str
-attributes:
-  check_mode:
-    description: Reads only; runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Returns no diff.
-    support: none
-  idempotent:
-    description: Reads only.
-    support: full
 extends_documentation_fragment:
+  - convox.rack._attributes.info_module
+  - convox.rack._app_options.info
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

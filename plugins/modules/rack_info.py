@@ -29,23 +29,9 @@ description:
   - Never changes anything; runs the same in check mode.
 author:
   - convox.rack contributors (@convox-rack)
-options:
-  name:
-    description:
-      - The rack to read. Omit to read every rack of the region.
-      - A name that no rack has gives an empty RV(racks).
-    type: str
-attributes:
-  check_mode:
-    description: Reads only; runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Returns no diff.
-    support: none
-  idempotent:
-    description: Reads only.
-    support: full
 extends_documentation_fragment:
+  - convox.rack._attributes.info_module
+  - convox.rack._rack_options.info
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
