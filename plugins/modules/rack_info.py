@@ -100,8 +100,15 @@ racks:
       description: The Auto Scaling group.
       type: str
     load_balancer:
-      description: The load balancer's C(arn) and C(dns_name).
+      description: The rack's application load balancer.
       type: dict
+      contains:
+        arn:
+          description: Its ARN.
+          type: str
+        dns_name:
+          description: Its DNS name (the rack's router).
+          type: str
     bucket:
       description: The rack's bucket.
       type: str
