@@ -31,70 +31,9 @@ description:
     in two regions, never share a resource.
 author:
   - convox.rack contributors (@convox-rack)
-options:
-  name:
-    description:
-      - The app's name, Convox's rule. Lowercase letters, digits and hyphens, starting with a letter,
-        not ending with a hyphen, and not the rack's name.
-      - The app's bucket is named C(convox-<rack>-<name>-<digest>), which S3 limits to 63 characters,
-        so the rack's and the app's names together have at most 42 characters.
-    type: str
-    required: true
-  rack:
-    description:
-      - The rack the app belongs to. It must exist in the region for O(state=present).
-    type: str
-    required: true
-  state:
-    description:
-      - V(present) creates the app or converges it; V(absent) deletes it.
-      - Deleting an app that does not exist changes nothing.
-    type: str
-    choices: [present, absent]
-    default: present
-  log_retention:
-    description:
-      - Days the app's log group keeps events, one of CloudWatch Logs' allowed periods.
-      - Unset, the app follows its rack's log retention (the rack's O(convox.rack.rack#module:log_retention)),
-        also when the rack's retention changes and the app is converged again.
-    type: int
-  immutable_tags:
-    description:
-      - Make the image tags of the app's repository immutable, so that a pushed tag can never
-        point to another image.
-    type: bool
-    default: false
-  tags:
-    description:
-      - Tags added to every resource of the app, on top of the collection's own (V(System), V(Rack),
-        V(Type), V(App)), which cannot be overridden (nor can C(convox:*), in any case).
-      - The rules of AWS for tags apply, as for the rack's (O(convox.rack.rack#module:tags)); at most 46 tags.
-      - Unset leaves the app's tags alone.
-    type: dict
-    aliases: [resource_tags]
-  purge_tags:
-    description:
-      - With O(tags) set, remove user tags not listed in O(tags). Tags starting with C(aws:) are never touched.
-    type: bool
-    default: true
-  purge_data:
-    description:
-      - With O(state=absent), empty the app's bucket (every object version and delete marker) and
-        delete it, and delete the repository with its images.
-      - Without it, a bucket holding objects or a repository holding images is kept and named in
-        RV(kept_buckets) or RV(kept_repositories); the rest of the app is deleted.
-    type: bool
-    default: false
 attributes:
-  check_mode:
-    description: Reads everything, plans every change and makes no AWS write.
-    support: full
   diff_mode:
     description: Shows the log retention, tag mutability and tags before and after, and the resources to create, update or delete.
-    support: full
-  idempotent:
-    description: A second run with the same arguments makes no AWS write and reports no change.
-    support: full
 notes:
   - Every AWS call is retried with jittered backoff on throttling and transient errors; a failing call
     is reported with the resource, the operation, the error code and the request id.
@@ -102,6 +41,8 @@ notes:
     exist fails after reading, before any write.
   - A resource with the app's name that is not tagged as the app's is never adopted or deleted.
 extends_documentation_fragment:
+  - convox.rack._attributes
+  - convox.rack._app_options
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -220,12 +161,12 @@ aws_calls:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.convox.rack.plugins.module_utils._rack import app_service, params
+from ansible_collections.convox.rack.plugins.module_utils._rack import app_service, params, spec
 from ansible_collections.convox.rack.plugins.module_utils._rack.glue import run_module
 
 
 def main():
-    module = AnsibleAWSModule(argument_spec=params.APP_ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=spec.APP_ARGUMENT_SPEC, supports_check_mode=True)
     run_module(module, params.validate_app_request, app_service.serve)
 
 

@@ -19,28 +19,9 @@ description:
   - Fails when the rack does not exist in the region. Never changes anything; runs the same in check mode.
 author:
   - convox.rack contributors (@convox-rack)
-options:
-  rack:
-    description:
-      - The rack whose apps to read.
-    type: str
-    required: true
-  name:
-    description:
-      - The app to read. Omit to read every app of the rack.
-      - A name that no app of the rack has gives an empty RV(apps).
-    type: str
-attributes:
-  check_mode:
-    description: Reads only; runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Returns no diff.
-    support: none
-  idempotent:
-    description: Reads only.
-    support: full
 extends_documentation_fragment:
+  - convox.rack._attributes.info_module
+  - convox.rack._app_options.info
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -130,12 +111,12 @@ aws_calls:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.convox.rack.plugins.module_utils._rack import app_service, params
+from ansible_collections.convox.rack.plugins.module_utils._rack import app_service, params, spec
 from ansible_collections.convox.rack.plugins.module_utils._rack.glue import run_module
 
 
 def main():
-    module = AnsibleAWSModule(argument_spec=params.APP_INFO_ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=spec.APP_INFO_ARGUMENT_SPEC, supports_check_mode=True)
     run_module(module, params.validate_app_info_options, app_service.serve_info)
 
 

@@ -29,23 +29,9 @@ description:
   - Never changes anything; runs the same in check mode.
 author:
   - convox.rack contributors (@convox-rack)
-options:
-  name:
-    description:
-      - The rack to read. Omit to read every rack of the region.
-      - A name that no rack has gives an empty RV(racks).
-    type: str
-attributes:
-  check_mode:
-    description: Reads only; runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Returns no diff.
-    support: none
-  idempotent:
-    description: Reads only.
-    support: full
 extends_documentation_fragment:
+  - convox.rack._attributes.info_module
+  - convox.rack._rack_options.info
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -114,8 +100,15 @@ racks:
       description: The Auto Scaling group.
       type: str
     load_balancer:
-      description: The load balancer's C(arn) and C(dns_name).
+      description: The rack's application load balancer.
       type: dict
+      contains:
+        arn:
+          description: Its ARN.
+          type: str
+        dns_name:
+          description: Its DNS name (the rack's router).
+          type: str
     bucket:
       description: The rack's bucket.
       type: str
@@ -168,12 +161,12 @@ aws_calls:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.convox.rack.plugins.module_utils._rack import info, params
+from ansible_collections.convox.rack.plugins.module_utils._rack import info, params, spec
 from ansible_collections.convox.rack.plugins.module_utils._rack.glue import run_module
 
 
 def main():
-    module = AnsibleAWSModule(argument_spec=params.RACK_INFO_ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=spec.RACK_INFO_ARGUMENT_SPEC, supports_check_mode=True)
     run_module(module, params.validate_rack_info_options, info.serve)
 
 

@@ -605,8 +605,8 @@ def service_run(account, endpoint, state="present", check_mode=False, **params):
     every AWS call to `endpoint`. Returns ("ok", result) or ("failed", message)."""
     from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, Deadline
     from ansible_collections.convox.rack.plugins.module_utils._rack.errors import RackError
-    from ansible_collections.convox.rack.plugins.module_utils._rack.params import RACK_ARGUMENT_SPEC
     from ansible_collections.convox.rack.plugins.module_utils._rack.service import RackService
+    from ansible_collections.convox.rack.plugins.module_utils._rack.spec import RACK_ARGUMENT_SPEC
 
     full = {k: v.get("default") for k, v in RACK_ARGUMENT_SPEC.items()}
     full.update(name=RACK, state=state, high_availability=False, private=True, instance_count=1)

@@ -41,7 +41,7 @@ from aws_proxy import AwsProxy  # noqa: E402
 # At import, as every test module does: later, in a session with tests/unit, `conftest` may be the other one.
 from conftest import Runner  # noqa: E402
 
-from ansible_collections.convox.rack.plugins.module_utils._rack import app as app_rules, naming, params  # noqa: E402
+from ansible_collections.convox.rack.plugins.module_utils._rack import naming, params  # noqa: E402
 
 REGION = "us-east-1"
 ACCOUNT = "555555555555"        # the account of the AWS credential's keys
@@ -96,8 +96,8 @@ def test_surveys_share_the_rules_of_names_and_regions():
             assert (spec["rack_confirm"]["min"], spec["rack_confirm"]["max"]) == (1, naming.MAX_RACK_NAME)
         if "app" in spec:
             # the app's bucket name holds rack and app: together at most MAX_RACK_AND_APP characters
-            assert spec["app"]["max"] == app_rules.MAX_RACK_AND_APP - 1
-            assert "at most %d characters" % app_rules.MAX_RACK_AND_APP in spec["app"]["question_description"] \
+            assert spec["app"]["max"] == naming.MAX_RACK_AND_APP - 1
+            assert "at most %d characters" % naming.MAX_RACK_AND_APP in spec["app"]["question_description"] \
                 or tpl["playbook"].endswith("delete_app.yml")
     for rack in racks:
         assert rack == racks[0]

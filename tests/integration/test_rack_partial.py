@@ -12,8 +12,8 @@ import pytest
 
 from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, Deadline
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import AWSCallError
-from ansible_collections.convox.rack.plugins.module_utils._rack.params import RACK_ARGUMENT_SPEC
 from ansible_collections.convox.rack.plugins.module_utils._rack.service import RackService
+from ansible_collections.convox.rack.plugins.module_utils._rack.spec import RACK_ARGUMENT_SPEC
 
 from conftest import REGION, live_tagged
 

@@ -20,9 +20,9 @@ from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, 
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import AWSCallError
 from ansible_collections.convox.rack.plugins.module_utils._rack.naming import RackNames, system_tags
 from ansible_collections.convox.rack.plugins.module_utils._rack.info import read_racks
-from ansible_collections.convox.rack.plugins.module_utils._rack.params import RACK_ARGUMENT_SPEC
 from ansible_collections.convox.rack.plugins.module_utils._rack.record import STATUS_EXPIRES_TAG as LEASE_TAG
 from ansible_collections.convox.rack.plugins.module_utils._rack.service import RackService
+from ansible_collections.convox.rack.plugins.module_utils._rack.spec import RACK_ARGUMENT_SPEC
 
 ACCOUNT = "123456789012"
 EAST, WEST = "us-east-1", "eu-west-1"

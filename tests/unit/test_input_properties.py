@@ -45,6 +45,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
 from ansible_collections.convox.rack.plugins.module_utils._rack import params as P
 from ansible_collections.convox.rack.plugins.module_utils._rack import glue
+from ansible_collections.convox.rack.plugins.module_utils._rack import spec as S
 from ansible_collections.convox.rack.plugins.module_utils._rack.errors import ValidationError
 
 EXPLORE = os.environ.get("CONVOX_HYPOTHESIS") == "explore"
@@ -358,7 +359,7 @@ def invalid_choice(choices):
 
 def rack_request(**kw):
     """rack's params as AnsibleModule passes them: every option present, None when not given."""
-    params = {key: None for key in P.RACK_ARGUMENT_SPEC}
+    params = {key: None for key in S.RACK_ARGUMENT_SPEC}
     params.update(name="prod", state="present", create=True, purge_tags=True, wait=True, wait_timeout=900,
                   force=False, purge_data=False)
     params.update(kw)
@@ -366,7 +367,7 @@ def rack_request(**kw):
 
 
 def app_request(**kw):
-    params = {key: None for key in P.APP_ARGUMENT_SPEC}
+    params = {key: None for key in S.APP_ARGUMENT_SPEC}
     params.update(name="web", rack="prod", state="present", immutable_tags=False, purge_tags=True, purge_data=False)
     params.update(kw)
     return params
@@ -688,10 +689,10 @@ def test_a_missing_ca_bundle_is_refused(tmp_path):
 # -- ansible's argument spec: types, choices, unknown options --------------------------------------------------
 
 SPECS = {
-    "rack": P.RACK_ARGUMENT_SPEC,
-    "rack_info": {"name": {"type": "str"}},
-    "app": P.APP_ARGUMENT_SPEC,
-    "app_info": P.APP_INFO_ARGUMENT_SPEC,
+    "rack": S.RACK_ARGUMENT_SPEC,
+    "rack_info": S.RACK_INFO_ARGUMENT_SPEC,
+    "app": S.APP_ARGUMENT_SPEC,
+    "app_info": S.APP_INFO_ARGUMENT_SPEC,
 }
 BASE = {"rack": {"name": "prod"}, "rack_info": {}, "app": {"name": "web", "rack": "prod"}, "app_info": {"rack": "prod"}}
 

@@ -19,7 +19,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws
 from .aws import Aws, Deadline
 from .clients import SessionClients
 from .errors import RackError, ValidationError
-from .params import DEFAULT_WAIT_TIMEOUT, REGION_RE, shown, validate_connection
+from .params import REGION_RE, shown, validate_connection
+from .spec import DEFAULT_WAIT_TIMEOUT
 
 
 def region_of(module):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, convox.rack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Rack parameters: the argument spec shared with the doc fragment, defaults and validation.
+"""Rack parameters: defaults and validation (the argument spec is in spec.py).
 
 Everything here runs before the first AWS call, so that bad input fails fast and leaves
 nothing behind.
@@ -64,8 +64,6 @@ MAX_RACK_USER_TAGS = 50 - 14
 MAX_RACK_USER_TAGS_WITH_BOUNDARY = MAX_RACK_USER_TAGS - 1
 MAX_APP_USER_TAGS = 50 - 4
 
-# How long a run may wait for AWS, unless wait_timeout says otherwise.
-DEFAULT_WAIT_TIMEOUT = 900
 
 
 # Parameters recorded on the rack (in its bucket's tags) and how to read them back.
@@ -97,48 +95,6 @@ IMMUTABLE = {
     "vpc_cidr": "the VPC and its subnets are addressed from it",
     "high_availability": "the number of availability zones is fixed at install",
 }
-
-# Argument spec shared by rack (state=present/absent); docs live in doc_fragments/rack.py.
-RACK_ARGUMENT_SPEC = dict(
-    name=dict(type="str", required=True),
-    state=dict(type="str", default="present", choices=["present", "absent"]),
-    create=dict(type="bool", default=True),
-    instance_type=dict(type="str"),
-    instance_count=dict(type="int"),
-    private=dict(type="bool"),
-    high_availability=dict(type="bool"),
-    vpc_cidr=dict(type="str"),
-    internal_only=dict(type="bool"),
-    log_retention=dict(type="int"),
-    image_id=dict(type="str"),
-    permissions_boundary=dict(type="str"),
-    tags=dict(type="dict", aliases=["resource_tags"]),
-    purge_tags=dict(type="bool", default=True),
-    wait=dict(type="bool", default=True),
-    wait_timeout=dict(type="int", default=DEFAULT_WAIT_TIMEOUT),
-    force=dict(type="bool", default=False),
-    purge_data=dict(type="bool", default=False),
-)
-
-RACK_INFO_ARGUMENT_SPEC = dict(
-    name=dict(type="str"),
-)
-
-APP_ARGUMENT_SPEC = dict(
-    name=dict(type="str", required=True),
-    rack=dict(type="str", required=True),
-    state=dict(type="str", default="present", choices=["present", "absent"]),
-    log_retention=dict(type="int"),
-    immutable_tags=dict(type="bool", default=False),
-    tags=dict(type="dict", aliases=["resource_tags"]),
-    purge_tags=dict(type="bool", default=True),
-    purge_data=dict(type="bool", default=False),
-)
-
-APP_INFO_ARGUMENT_SPEC = dict(
-    rack=dict(type="str", required=True),
-    name=dict(type="str"),
-)
 
 
 def shown(value, limit=64):
