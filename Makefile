@@ -118,8 +118,9 @@ units: venv ## pytest tests/unit
 	@if [ -d tests/unit ]; then pytest tests/unit $(PYTEST_ARGS) || [ $$? -eq 5 ]; \
 	 else echo "units: no tests/unit yet"; fi
 
-lint: venv ## ansible-lint (profile production, offline; see .ansible-lint)
+lint: venv ## ansible-lint (profile production, offline; see .ansible-lint) and the module_utils layers (.importlinter)
 	ansible-lint
+	PYTHONPATH=$(VENV)/collections lint-imports --no-cache
 
 changelog-lint: venv ## antsibull-changelog lint of changelogs/
 	antsibull-changelog lint

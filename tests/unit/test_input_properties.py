@@ -663,7 +663,7 @@ def test_invalid_endpoint_urls_are_refused(url):
 
     assume(not (is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)))
     assert_names(refusal(glue.region_of, module_with("us-east-1", endpoint_url=url)), "endpoint_url", "must be a URL")
-    assert_names(refusal(P.validate_connection, {}, {"AWS_ENDPOINT_URL": url}), "endpoint_url (AWS_ENDPOINT_URL)",
+    assert_names(refusal(glue.validate_connection, {}, {"AWS_ENDPOINT_URL": url}), "endpoint_url (AWS_ENDPOINT_URL)",
                  "must be a URL")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from . import apps
 from .context import Identity
-from .lock import with_run_lock
+from .lock import LockedService
 from .naming import AppNames, RackNames
 from .params import DEFAULTS, merge_user_tags
 from .plan import Plan
@@ -33,25 +33,13 @@ def serve_info(aws, region, params, _check_mode):
     return {"changed": False, "apps": listed, "aws_calls": len(aws.calls)}, []
 
 
-class AppService:
-    def __init__(self, aws, region, params, check_mode):
-        self.aws = aws
-        self.region = region
-        self.params = params
-        self.check_mode = check_mode
-        self.warnings = []
-        self.identity = None
-        self.with_run_lock = with_run_lock  # the tests of a service's own calls run it without the lock
-
+class AppService(LockedService):
     def _run(self, plan, tags=None):
-        if self.identity is None:
-            self.identity = Identity(self.aws)
         rack_names = RackNames(self.params["rack"], self.region, self.identity.account)
         return apps.app_run(self.aws, self.region, self.identity, rack_names, self.params["name"], plan, tags)
 
     def _locked(self, operation, run):
-        return self.with_run_lock(self.aws, self.params["rack"], self.aws.deadline,
-                             "%s of app %s" % (operation, self.params["name"]), self.check_mode, run, self.warnings)
+        return self.locked(self.params["rack"], "%s of app %s" % (operation, self.params["name"]), run)
 
     def present(self):
         return self._locked("create or update", self._present)

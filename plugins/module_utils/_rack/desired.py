@@ -17,6 +17,14 @@ ECS_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommende
 ROOT_DEVICE = "/dev/xvda"
 ROOT_VOLUME_GIB = 30
 NONCURRENT_VERSION_DAYS = 30
+# Of every bucket: older versions expire, unfinished uploads are aborted.
+NONCURRENT_VERSIONS_RULE = {
+    "ID": "expire-noncurrent-versions",
+    "Filter": {"Prefix": ""},
+    "Status": "Enabled",
+    "NoncurrentVersionExpiration": {"NoncurrentDays": NONCURRENT_VERSION_DAYS},
+    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+}
 
 
 def ec2_trust_policy():
@@ -113,13 +121,7 @@ def lifecycle_rules(log_days):
             "Status": "Enabled",
             "Expiration": {"Days": int(log_days)},
         },
-        {
-            "ID": "expire-noncurrent-versions",
-            "Filter": {"Prefix": ""},
-            "Status": "Enabled",
-            "NoncurrentVersionExpiration": {"NoncurrentDays": NONCURRENT_VERSION_DAYS},
-            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
-        },
+        NONCURRENT_VERSIONS_RULE,
     ]
 
 
@@ -323,15 +325,7 @@ def has_statement(policy, statement):
 
 def app_lifecycle_rules():
     """Noncurrent versions of release artifacts expire; current ones stay."""
-    return [
-        {
-            "ID": "expire-noncurrent-versions",
-            "Filter": {"Prefix": ""},
-            "Status": "Enabled",
-            "NoncurrentVersionExpiration": {"NoncurrentDays": NONCURRENT_VERSION_DAYS},
-            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
-        },
-    ]
+    return [NONCURRENT_VERSIONS_RULE]
 
 
 def logging_config(names):

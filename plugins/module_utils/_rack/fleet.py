@@ -163,34 +163,34 @@ def read_log_groups(aws, region):
     return {"own": own, "apps": apps}
 
 
-def read_clusters(aws, region, names):
-    """ECS clusters by derived name, 100 a call; INACTIVE ones and ones not tagged as the rack's left out."""
+def _read_ecs(aws, region, names, what):
+    """ECS clusters or capacity providers by derived name, 100 a call: {rack: description}.
+    INACTIVE ones, deleted ones, and clusters not tagged as the rack's are left out."""
+    label, operation, key, name_key, derived = {
+        "clusters": ("ECS clusters", "describe_clusters", "clusters", "clusterName", lambda n: n.cluster),
+        "capacity providers": ("capacity providers", "describe_capacity_providers", "capacityProviders", "name",
+                               lambda n: n.capacity_provider),
+    }[what]
     out = {}
     for start in range(0, len(names), ECS_BATCH):
         batch = names[start:start + ECS_BATCH]
-        found = aws.call("ecs", "describe_clusters", "ECS clusters in %s" % region,
-                         clusters=[n.cluster for n in batch], include=["TAGS"])["clusters"]
-        by_name = {n.cluster: n.rack for n in batch}
-        for cluster in found:
-            rack = by_name.get(cluster.get("clusterName"))
-            tags = tag_dict(cluster.get("tags"), "key", "value")
-            if rack and cluster.get("status") != "INACTIVE" and tags.get("Rack") == rack:
-                out[rack] = cluster
+        found = aws.call("ecs", operation, "%s in %s" % (label, region), include=["TAGS"],
+                         **{key: [derived(n) for n in batch]})[key]
+        by_name = {derived(n): n.rack for n in batch}
+        for item in found:
+            rack = by_name.get(item.get(name_key))
+            tagged = what != "clusters" or tag_dict(item.get("tags"), "key", "value").get("Rack") == rack
+            if rack and tagged and item.get("status") != "INACTIVE" and item.get("updateStatus") != "DELETE_COMPLETE":
+                out[rack] = item
     return out
+
+
+def read_clusters(aws, region, names):
+    return _read_ecs(aws, region, names, "clusters")
 
 
 def read_capacity_providers(aws, region, names):
-    out = {}
-    for start in range(0, len(names), ECS_BATCH):
-        batch = names[start:start + ECS_BATCH]
-        found = aws.call("ecs", "describe_capacity_providers", "capacity providers in %s" % region,
-                         capacityProviders=[n.capacity_provider for n in batch], include=["TAGS"])["capacityProviders"]
-        by_name = {n.capacity_provider: n.rack for n in batch}
-        for cp in found:
-            rack = by_name.get(cp.get("name"))
-            if rack and cp.get("status") != "INACTIVE" and cp.get("updateStatus") != "DELETE_COMPLETE":
-                out[rack] = cp
-    return out
+    return _read_ecs(aws, region, names, "capacity providers")
 
 
 def read_iam(aws):

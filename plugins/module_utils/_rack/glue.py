@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 
 try:
+    import botocore.config
     import botocore.exceptions
+    import botocore.utils
 except ImportError:  # pragma: no cover - AnsibleAWSModule reports missing botocore first
     botocore = None
 
@@ -19,8 +21,29 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws
 from .aws import Aws, Deadline
 from .clients import SessionClients
 from .errors import RackError, ValidationError
-from .params import REGION_RE, shown, validate_connection
+from .params import REGION_RE, shown
 from .spec import DEFAULT_WAIT_TIMEOUT
+
+
+def validate_connection(params, environ=None):
+    """The AWS connection options that boto3 would otherwise refuse with a traceback (endpoint_url,
+    aws_config) or only at the first request (aws_ca_bundle); raise ValidationError naming them."""
+    environ = os.environ if environ is None else environ
+    for field, value in (("endpoint_url", params.get("endpoint_url")),
+                         ("endpoint_url (AWS_ENDPOINT_URL)", None if params.get("endpoint_url")
+                          else environ.get("AWS_ENDPOINT_URL"))):
+        if value and not (botocore.utils.is_valid_endpoint_url(value) or botocore.utils.is_valid_ipv6_endpoint_url(value)):
+            raise ValidationError(field, "must be a URL such as https://ec2.us-east-1.amazonaws.com or"
+                                         " http://127.0.0.1:4566 (got %s)" % shown(value))
+    config = params.get("aws_config")
+    if config:
+        try:
+            botocore.config.Config(**config)
+        except (TypeError, ValueError, botocore.exceptions.BotoCoreError) as e:
+            raise ValidationError("aws_config", "must hold botocore Config settings (%s)" % e)
+    bundle = params.get("aws_ca_bundle")
+    if bundle and not os.path.isfile(bundle):
+        raise ValidationError("aws_ca_bundle", "must be a file of CA certificates (no such file: %s)" % shown(bundle))
 
 
 def region_of(module):

@@ -39,6 +39,7 @@ import threading
 import time
 import uuid
 
+from .context import Identity
 from .errors import RackError
 
 VALIDITY = 120       # seconds a lock stays valid without renewal
@@ -282,3 +283,28 @@ def with_run_lock(aws, rack, deadline, operation, check_mode, run, warnings, rem
     if lock.waited >= 1:
         warnings.append("waited %ds for another run of rack %s to finish" % (lock.waited, rack))
     return result
+
+
+class LockedService:
+    """What the rack and app services share: a module run's AWS, region, options and warnings, the
+    caller's identity (read once), and their changes under the rack's run lock."""
+
+    def __init__(self, aws, region, params, check_mode):
+        self.aws = aws
+        self.region = region
+        self.params = params
+        self.check_mode = check_mode
+        self.warnings = []
+        self._identity = None
+        self.with_run_lock = with_run_lock  # the tests of a service's own calls run it without the lock
+
+    @property
+    def identity(self):
+        if self._identity is None:
+            self._identity = Identity(self.aws)
+        return self._identity
+
+    def locked(self, rack, operation, run, removed=None):
+        """run(first_write) under the run lock of `rack` (see with_run_lock)."""
+        return self.with_run_lock(self.aws, rack, self.aws.deadline, operation, self.check_mode, run, self.warnings,
+                                  removed=removed)

@@ -10,7 +10,6 @@ nothing behind.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import unicodedata
 
@@ -304,31 +303,6 @@ def validate_uninstall_request(params):
     """What state=absent uses: the name and wait_timeout (the rack's parameters play no part)."""
     validate_name(params["name"])
     validate_wait_timeout(params.get("wait_timeout"))
-
-
-def validate_connection(params, environ=None):
-    """The AWS connection options that boto3 would otherwise refuse with a traceback (endpoint_url,
-    aws_config) or only at the first request (aws_ca_bundle); raise ValidationError naming them."""
-    import botocore.config
-    import botocore.exceptions
-    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
-
-    environ = os.environ if environ is None else environ
-    for field, value in (("endpoint_url", params.get("endpoint_url")),
-                         ("endpoint_url (AWS_ENDPOINT_URL)", None if params.get("endpoint_url")
-                          else environ.get("AWS_ENDPOINT_URL"))):
-        if value and not (is_valid_endpoint_url(value) or is_valid_ipv6_endpoint_url(value)):
-            raise ValidationError(field, "must be a URL such as https://ec2.us-east-1.amazonaws.com or"
-                                         " http://127.0.0.1:4566 (got %s)" % shown(value))
-    config = params.get("aws_config")
-    if config:
-        try:
-            botocore.config.Config(**config)
-        except (TypeError, ValueError, botocore.exceptions.BotoCoreError) as e:
-            raise ValidationError("aws_config", "must hold botocore Config settings (%s)" % e)
-    bundle = params.get("aws_ca_bundle")
-    if bundle and not os.path.isfile(bundle):
-        raise ValidationError("aws_ca_bundle", "must be a file of CA certificates (no such file: %s)" % shown(bundle))
 
 
 def effective_parameters(requested, recorded):

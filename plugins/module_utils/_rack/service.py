@@ -11,9 +11,9 @@ Both run under the rack's run lock (lock.py) from their first write on."""
 from __future__ import annotations
 
 from . import install, record, uninstall
-from .context import Identity, Run
+from .context import Run
 from .errors import RackError, ValidationError
-from .lock import locked_first, with_run_lock
+from .lock import LockedService, locked_first
 from .naming import system_tags
 from .params import (check_immutable, check_permissions_boundary, effective_parameters, merge_user_tags,
                      user_tag_limit)
@@ -34,24 +34,13 @@ def serve(aws, region, params, check_mode):
     return result, service.warnings
 
 
-class RackService:
-    def __init__(self, aws, region, params, check_mode):
-        self.aws = aws
-        self.region = region
-        self.params = params
-        self.check_mode = check_mode
-        self.warnings = []
-        self.identity = None
-        self.with_run_lock = with_run_lock  # the tests of a service's own calls run it without the lock
-
+class RackService(LockedService):
     def _read(self):
-        if self.identity is None:
-            self.identity = Identity(self.aws)
         return read_rack(self.aws, self.params["name"], self.region, self.identity)
 
     def _locked(self, operation, run, removed=None):
-        return self.with_run_lock(self.aws, self.params["name"], self.aws.deadline, "%s of rack %s" % (
-            operation, self.params["name"]), self.check_mode, run, self.warnings, removed=removed)
+        name = self.params["name"]
+        return self.locked(name, "%s of rack %s" % (operation, name), run, removed)
 
     # -- present ---------------------------------------------------------------------------------------------
     def present(self):
