@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """moto's server, with fixes for emulator bugs that would otherwise crash it on calls the rack
-makes. Each fix names the bug; none changes what AWS would answer.
+makes. Each fix names the bug; none changes what AWS would answer (4 answers as a raised account).
 
 1. moto 5.2.5 stores the UserData of a launch template version made by
    CreateLaunchTemplateVersion as a plain string, then asserts it is a Base64EncodedString when an
@@ -18,6 +18,9 @@ makes. Each fix names the bug; none changes what AWS would answer.
    s3:PutObject on a resource pattern that matches the log objects' keys. The fix evaluates the
    statements so (principal, action and resource wildcards; conditions stay ignored, as moto
    ignores them everywhere).
+4. Not a bug: the local AWS stands for an account whose regional quotas (VPCs, internet gateways,
+   elastic IPs) were raised to 100, as one test session installs many racks in one account; moto
+   reports AWS's defaults (5) without enforcing them. See the comment at the fix.
 """
 
 from __future__ import annotations
@@ -77,6 +80,32 @@ def _log_permissions_enabled_policy(target_bucket, target_prefix):
 
 
 _s3_models.FakeBucket._log_permissions_enabled_policy = staticmethod(_log_permissions_enabled_policy)
+
+
+# 4. The account's regional quotas. moto reports AWS's defaults (5 VPCs, 5 internet gateways, 5
+#    elastic IPs a region) without enforcing them; the collection checks them before installing a
+#    rack, and one local AWS holds the racks of a whole test session in one account. The local AWS
+#    is an account whose quotas were raised (as any AWS account's can be, through Service Quotas):
+#    100 of each. Tests of the refusal answer their own quotas (tests/unit/test_aws_realities.py).
+from moto.ec2.responses import account_attributes as _account_attributes  # noqa: E402
+from moto.servicequotas.resources.default_quotas import vpc as _vpc_quotas  # noqa: E402
+
+RAISED_QUOTA = 100
+for _quota in _vpc_quotas.VPC_DEFAULT_QUOTAS:
+    if _quota["QuotaCode"] in ("L-F678F1CE", "L-A4707A72"):
+        _quota["Value"] = float(RAISED_QUOTA)
+_original_account_attributes = _account_attributes.AccountAttributes.describe_account_attributes
+
+
+def _raised_account_attributes(self):
+    answer = _original_account_attributes(self)
+    for attr in answer.result["AccountAttributes"]:
+        if attr["AttributeName"] in ("max-elastic-ips", "vpc-max-elastic-ips"):
+            attr["AttributeValues"] = [{"AttributeValue": str(RAISED_QUOTA)}]
+    return answer
+
+
+_account_attributes.AccountAttributes.describe_account_attributes = _raised_account_attributes
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ wanted and the tags every created resource carries."""
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
 from .plan import CHECK_MODE_ID
@@ -35,6 +36,7 @@ class Run:
         self.tags = tags or {}     # the system tags and the user's, on everything created
         self.out = {}              # ids the run made or found, for the result and later steps
         self.warnings = []
+        self.started = datetime.datetime.now(datetime.timezone.utc)
         # Client tokens of this run's creates: the same for botocore's retries of one request,
         # new for each run (a token AWS still remembers must not return a resource deleted since).
         self._run_token = uuid.uuid4()

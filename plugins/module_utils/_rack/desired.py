@@ -13,7 +13,13 @@ import json
 
 from .naming import ACCESS_LOGS_PREFIX, LOGS_PREFIX
 
-ECS_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+# The ECS-optimised Amazon Linux 2023 image of today, per architecture (AWS: "Retrieving Amazon
+# ECS-optimized Linux AMI metadata": .../amazon-linux-2023/recommended and .../arm64/recommended).
+ECS_AMI_PARAMETERS = {
+    "x86_64": "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id",
+    "arm64": "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id",
+}
+ECS_AMI_PARAMETER = ECS_AMI_PARAMETERS["x86_64"]
 ROOT_DEVICE = "/dev/xvda"
 ROOT_VOLUME_GIB = 30
 NONCURRENT_VERSION_DAYS = 30

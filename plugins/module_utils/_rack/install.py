@@ -9,7 +9,7 @@ need exist. In check mode a resource still to be created is CHECK_MODE_ID to its
 from __future__ import annotations
 
 from . import desired as D
-from .parts import cluster, compute, duplicates, entry, firewall, identity, logs, nat, network, storage
+from .parts import cluster, compute, duplicates, entry, firewall, identity, logs, nat, network, quotas, storage
 from .plan import CHECK_MODE_ID
 from .record import record_tags
 
@@ -17,6 +17,7 @@ from .record import record_tags
 def converge(run):
     """Every part of the rack, in the order AWS needs them; returns run.out (ids for the result)."""
     w = run.wanted
+    quotas.check(run)
     storage.ensure(run.aws, run.plan, rack_bucket(run), run.state.bucket)
     logs.ensure(run.aws, run.plan, run.names.log_group, run.state.log_group, run.state.log_group_tags,
                 w["log_retention"], run.tags)
@@ -93,5 +94,8 @@ def wait_usable(run):
         asg = compute.describe_group(run.aws, name)
         ready = compute.in_service(asg)
         run.out["instances"] = {"desired": asg["DesiredCapacity"], "in_service": len(ready), "registered": None}
-        return len(ready) >= asg["DesiredCapacity"] and entry.active(run, lb_arn)
+        if len(ready) < asg["DesiredCapacity"]:
+            compute.launch_failure(run, name)
+            return False
+        return entry.active(run, lb_arn)
     run.deadline.wait_for("rack %s: instances in service and load balancer active" % run.names.rack, usable)

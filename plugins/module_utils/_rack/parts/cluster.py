@@ -7,9 +7,12 @@ an INACTIVE cluster or a deleted capacity provider counts as gone."""
 
 from __future__ import annotations
 
+from ..errors import AWSCallError
 from ..tags import confirm, sync_tags, tag_dict, tag_list
 
 IN_PROGRESS = ("UpdateInProgressException", "ResourceInUseException")
+CLUSTER_IN_USE = ("ClusterContainsContainerInstancesException", "ClusterContainsTasksException",
+                  "ClusterContainsServicesException", "UpdateInProgressException")
 
 
 def read(aws, state):
@@ -55,11 +58,7 @@ def ensure_capacity_provider(run, asg_arn):
     """The capacity provider of the group, and the cluster's default strategy on it."""
     name, cp = run.names.capacity_provider, run.state.capacity_provider
     if cp is None:
-        run.plan.change("capacity_provider", name, "create", lambda: run.aws.call(
-            "ecs", "create_capacity_provider", "capacity provider %s" % name, name=name,
-            autoScalingGroupProvider={"autoScalingGroupArn": asg_arn, "managedScaling": {"status": "DISABLED"},
-                                      "managedTerminationProtection": "DISABLED"},
-            tags=tag_list(run.tags, "key", "value")))
+        run.plan.change("capacity_provider", name, "create", lambda: _create_capacity_provider(run, name, asg_arn))
     else:
         _sync_ecs_tags(run, "capacity_provider", name, cp["capacityProviderArn"], cp.get("tags"))
     cluster = run.state.cluster or {}
@@ -71,6 +70,29 @@ def ensure_capacity_provider(run, asg_arn):
         cluster=run.names.cluster, capacityProviders=[name],
         defaultCapacityProviderStrategy=[{"capacityProvider": name, "weight": 1, "base": 0}]),
         detail={"capacity_providers": [name]} if run.state.cluster else None)
+
+
+def _create_capacity_provider(run, name, asg_arn):
+    """CreateCapacityProvider, until ECS can use its service-linked role: on a fresh account ECS makes
+    the role with the first cluster and answers "Unable to assume the service linked role" until IAM
+    has it everywhere (ECS developer guide, "Using service-linked roles for Amazon ECS"). A repeated
+    create (a rerun after a lost answer) answers ClientException "... already exists": it is ours."""
+    def attempt():
+        try:
+            run.aws.call("ecs", "create_capacity_provider", "capacity provider %s" % name, name=name,
+                         autoScalingGroupProvider={"autoScalingGroupArn": asg_arn,
+                                                   "managedScaling": {"status": "DISABLED"},
+                                                   "managedTerminationProtection": "DISABLED"},
+                         tags=tag_list(run.tags, "key", "value"))
+        except AWSCallError as e:
+            text = e.msg.lower()
+            if e.code == "ClientException" and "already exists" in text:
+                return True
+            if "service linked role" in text and run.deadline.remaining() > 0:
+                return False
+            raise
+        return True
+    run.deadline.wait_for("ECS to use its service-linked role for capacity provider %s" % name, attempt, interval=2)
 
 
 # -- delete ----------------------------------------------------------------------------------------------------------
@@ -107,5 +129,5 @@ def remove(run):
             "ECS cluster %s to release its container instances" % name,
             lambda: run.aws.call("ecs", "delete_cluster", "ECS cluster %s" % name,
                                  ignore=("ClusterNotFoundException",), cluster=name),
-            codes=("ClusterContainsContainerInstancesException", "ClusterContainsTasksException",
-                   "ClusterContainsServicesException")))
+            # right after its capacity provider is detached a cluster answers UpdateInProgressException
+            codes=CLUSTER_IN_USE))

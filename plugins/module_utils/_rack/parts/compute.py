@@ -9,8 +9,10 @@ are in cluster.py."""
 
 from __future__ import annotations
 
+import datetime
+
 from .. import desired as D
-from ..errors import AWSCallError
+from ..errors import AWSCallError, RackError
 from ..plan import CHECK_MODE_ID
 from ..tags import confirm, ec2_filters, ec2_tag_spec, sync_ec2_tags, sync_tags, tag_dict
 from ..version import COLLECTION_VERSION
@@ -44,14 +46,37 @@ def describe_group(aws, name):
 
 # -- the launch template ------------------------------------------------------------------------------------------
 def image_id(run):
-    """The image asked for, else the one the template has, else the ECS-optimised one of today."""
+    """The image asked for, else the one the template has (while the instance type keeps its
+    architecture), else the ECS-optimised one of today for the instance type's architecture."""
     if run.wanted.get("image_id"):
         return run.wanted["image_id"]
-    lt = run.state.launch_template
-    if lt and lt["data"].get("ImageId"):
-        return lt["data"]["ImageId"]
-    return run.aws.call("ssm", "get_parameter", "SSM parameter %s" % D.ECS_AMI_PARAMETER,
-                        Name=D.ECS_AMI_PARAMETER)["Parameter"]["Value"]
+    wanted_type = run.wanted["instance_type"]
+    data = (run.state.launch_template or {}).get("data") or {}
+    if data.get("ImageId") and (data.get("InstanceType") == wanted_type or
+                                architectures(run.aws, [data.get("InstanceType"), wanted_type]) == 1):
+        return data["ImageId"]
+    arch = "arm64" if architecture(run.aws, wanted_type) == "arm64" else "x86_64"
+    parameter = D.ECS_AMI_PARAMETERS[arch]
+    return run.aws.call("ssm", "get_parameter", "SSM parameter %s" % parameter, Name=parameter)["Parameter"]["Value"]
+
+
+def _architectures_of(aws, types):
+    """{instance type: its first supported architecture} (DescribeInstanceTypes' ProcessorInfo)."""
+    found = aws.call("ec2", "describe_instance_types", "instance types %s" % ", ".join(types), InstanceTypes=types)
+    return {t["InstanceType"]: (t.get("ProcessorInfo", {}).get("SupportedArchitectures") or ["x86_64"])[0]
+            for t in found.get("InstanceTypes", [])}
+
+
+def architecture(aws, instance_type):
+    """arm64 for Graviton types (m6g, t4g, c7g...), else x86_64 (i386 types run x86_64 images)."""
+    arch = _architectures_of(aws, [instance_type]).get(instance_type, "x86_64")
+    return "arm64" if arch == "arm64" else "x86_64"
+
+
+def architectures(aws, types):
+    """How many architectures the instance types span (1: one image fits them all)."""
+    types = sorted(set(t for t in types if t))
+    return len({"arm64" if a == "arm64" else "x86_64" for a in _architectures_of(aws, types).values()}) or 1
 
 
 def ensure_launch_template(run, profile_arn, instances_sg):
@@ -87,9 +112,22 @@ def ensure_launch_template(run, profile_arn, instances_sg):
 
 
 # -- the Auto Scaling group ---------------------------------------------------------------------------------------
-def _group_tags(run, name):
+# ECS adds this tag to an Auto Scaling group when a capacity provider takes it (AWS: "Amazon ECS
+# capacity providers for EC2 workloads"; terraform-provider-aws's aws_ecs_capacity_provider docs ask
+# for it in the group's own tags): the group carries it from its creation, with whatever value AWS
+# gave it kept, so that no run removes it (a change on every run, and ECS's own scaling hurt).
+ECS_MANAGED_TAG = "AmazonECSManaged"
+
+
+def wanted_group_tags(run, name, current=None):
+    tags = run.res_tags(name)
+    tags[ECS_MANAGED_TAG] = (current or {}).get(ECS_MANAGED_TAG, "true")
+    return tags
+
+
+def _group_tags(run, name, current=None):
     return [dict(Key=k, Value=v, PropagateAtLaunch=True, ResourceId=name, ResourceType="auto-scaling-group")
-            for k, v in sorted(run.res_tags(name).items())]
+            for k, v in sorted(wanted_group_tags(run, name, current).items())]
 
 
 def ensure_group(run, lt_id, lt_version, subnets):
@@ -129,15 +167,25 @@ def _update_group(run, asg, spec, count, subnets):
 
 
 def _sync_group_tags(run, asg):
-    name = asg["AutoScalingGroupName"]
-    wanted = _group_tags(run, name)
+    name, current = asg["AutoScalingGroupName"], tag_dict(asg.get("Tags"))
+    wanted = _group_tags(run, name, current)
 
     def call(op, tags):
         return run.aws.call("autoscaling", op, "auto scaling group %s" % name, Tags=tags)
-    sync_tags(run.plan, "autoscaling_group", name, tag_dict(asg.get("Tags")), run.res_tags(name),
+    sync_tags(run.plan, "autoscaling_group", name, current, wanted_group_tags(run, name, current),
               lambda s: call("create_or_update_tags", [t for t in wanted if t["Key"] in s]),
               lambda u: call("delete_tags", [dict(Key=k, ResourceId=name, ResourceType="auto-scaling-group")
                                              for k in u]))
+
+
+def profile_not_yet_usable(error):
+    """Whether AWS refused an instance profile it does not see yet. IAM is eventually consistent: a
+    new profile reaches EC2 and Auto Scaling seconds later, and until then they answer
+    ValidationError "... Value (...) for parameter iamInstanceProfile.arn is invalid. Invalid IAM
+    Instance Profile ARN" (or .name / "Invalid IAM Instance Profile name"); terraform-provider-aws
+    retries aws_autoscaling_group's create on the same text (internal/service/autoscaling)."""
+    text = error.msg.lower()
+    return error.code == "ValidationError" and ("invalid iam instance profile" in text or "iaminstanceprofile" in text)
 
 
 def _create_group(run, kwargs):
@@ -148,7 +196,7 @@ def _create_group(run, kwargs):
                          "auto scaling group %s" % kwargs["AutoScalingGroupName"], **kwargs)
             return True
         except AWSCallError as e:
-            if e.code == "ValidationError" and "IamInstanceProfile" in e.msg and run.deadline.remaining() > 0:
+            if profile_not_yet_usable(e) and run.deadline.remaining() > 0:
                 return False
             if e.code == "AlreadyExists":
                 return True
@@ -159,6 +207,27 @@ def _create_group(run, kwargs):
 # -- instances ------------------------------------------------------------------------------------------------------
 def in_service(asg):
     return [i for i in asg.get("Instances", []) if i["LifecycleState"] == "InService"]
+
+
+# Scaling activities that started up to this long before the run (clocks differ) are this run's.
+CLOCK_MARGIN = datetime.timedelta(seconds=60)
+
+
+def launch_failure(run, name):
+    """RackError when the group failed to launch an instance since the run began: a launch that AWS
+    refuses (an image of another architecture, an instance type a zone does not offer, a volume key
+    it may not use) shows only as a scaling activity with StatusCode Failed and AWS's StatusMessage
+    (Auto Scaling user guide, "Troubleshoot Amazon EC2 Auto Scaling: EC2 instance launch failures"),
+    never as an instance: without this a run would wait until wait_timeout."""
+    activities = run.aws.call("autoscaling", "describe_scaling_activities", "auto scaling group %s" % name,
+                              AutoScalingGroupName=name, MaxRecords=10).get("Activities", [])
+    for act in activities:
+        started = act.get("StartTime")
+        if act.get("StatusCode") == "Failed" and started and started >= run.started - CLOCK_MARGIN:
+            raise RackError("auto scaling group %s cannot launch instances: %s" % (
+                name, act.get("StatusMessage") or act.get("Description")),
+                resource="auto scaling group %s" % name, error_code="LaunchFailed",
+                activity=act.get("ActivityId"))
 
 
 def outdated(run, asg, image, subnets=None):
@@ -196,7 +265,10 @@ def replace_outdated(run):
         def replaced():
             group = describe_group(run.aws, name)
             ready = [i for i in in_service(group) if i["InstanceId"] != victim]
-            return len(ready) >= group["DesiredCapacity"]
+            if len(ready) < group["DesiredCapacity"]:
+                launch_failure(run, name)
+                return False
+            return True
         run.deadline.wait_for("instance %s of %s to be replaced" % (victim, name), replaced)
 
 

@@ -41,7 +41,7 @@ def _ensure_group(run, vpc_id, role, name, description):
     if group is None:
         return run.plan.change("security_group", name, "create", lambda: run.aws.call(
             "ec2", "create_security_group", "security group %s" % name, GroupName=name,
-            Description=description, VpcId=vpc_id,
+            Description=description, VpcId=vpc_id, retry_on=("InvalidVpcID.NotFound",),
             TagSpecifications=ec2_tag_spec("security-group", tags))["GroupId"]) or CHECK_MODE_ID
     sync_ec2_tags(run.aws, run.plan, "security_group", group["GroupId"], tag_dict(group.get("Tags")), tags)
     return group["GroupId"]
@@ -54,8 +54,9 @@ def _ensure_ingress(run, role, group_id, wanted_perms):
     add, remove = wanted - current, current - wanted
 
     def ingress(op, keys):
+        # A group just made may answer InvalidGroup.NotFound for a moment (EC2's eventual consistency).
         return lambda: run.aws.call("ec2", op, "security group %s" % group_id, GroupId=group_id,
-                                    IpPermissions=D.permissions_from_keys(keys))
+                                    retry_on=("InvalidGroup.NotFound",), IpPermissions=D.permissions_from_keys(keys))
     if add:
         run.plan.change("security_group", group_id if group else "%s ingress" % role, "update" if group else "create",
                         ingress("authorize_security_group_ingress", add),

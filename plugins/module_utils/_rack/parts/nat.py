@@ -13,6 +13,9 @@ from ..plan import CHECK_MODE_ID
 from ..tags import ec2_filters, ec2_tag_spec, ours_only, sync_ec2_tags, tag_dict
 
 GONE_NAT_STATES = ("deleted", "deleting", "failed")
+# A subnet or address just made may not be visible yet (EC2 is eventually consistent: "Eventual
+# consistency in the Amazon EC2 API", EC2 API reference).
+NEW_SUBNET_OR_ADDRESS = ("InvalidSubnetID.NotFound", "InvalidAllocationID.NotFound")
 
 
 def read(aws, state):
@@ -74,7 +77,7 @@ def _ensure_nat(run, index, subnet_id):
         return nat[0]["NatGatewayId"], nat[0]["State"] == "pending"
     created = run.plan.change("nat_gateway", name, "create", lambda: run.aws.call(
         "ec2", "create_nat_gateway", "NAT gateway %s" % name, SubnetId=subnet_id, AllocationId=alloc,
-        ClientToken=("%s-%s-%s" % (name, subnet_id, alloc))[:64],
+        ClientToken=run.token(name), retry_on=NEW_SUBNET_OR_ADDRESS,
         TagSpecifications=ec2_tag_spec("natgateway", tags))["NatGateway"]["NatGatewayId"])
     return created or CHECK_MODE_ID, True
 

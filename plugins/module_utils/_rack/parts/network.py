@@ -16,6 +16,14 @@ from ..tags import ec2_filters, ec2_tag_spec, ours_only, sync_ec2_tags, tag_dict
 
 # Set right after the VPC is created (AWS takes no attributes at creation).
 VPC_ATTRIBUTES = ("EnableDnsSupport", "EnableDnsHostnames")
+# EC2 acknowledges a create before every reader sees it ("Eventual consistency in the Amazon EC2
+# API", EC2 API reference): a call about a resource just made may answer Invalid*.NotFound for a
+# moment, and is retried on these codes (as terraform-provider-aws's EC2 resources do).
+NEW_VPC = ("InvalidVpcID.NotFound",)
+NEW_GATEWAY = ("InvalidInternetGatewayID.NotFound", "InvalidVpcID.NotFound")
+NEW_SUBNET = ("InvalidSubnetID.NotFound",)
+NEW_TABLE = ("InvalidRouteTableID.NotFound", "InvalidSubnetID.NotFound", "InvalidGatewayID.NotFound",
+             "InvalidNatGatewayID.NotFound")
 
 
 def read(aws, state):
@@ -33,7 +41,8 @@ def read(aws, state):
 # -- VPC and internet gateway ------------------------------------------------------------------------------------
 def _set_vpc_attributes(aws, vpc_id):
     for attr in VPC_ATTRIBUTES:
-        aws.call("ec2", "modify_vpc_attribute", "VPC %s" % vpc_id, VpcId=vpc_id, **{attr: {"Value": True}})
+        aws.call("ec2", "modify_vpc_attribute", "VPC %s" % vpc_id, VpcId=vpc_id, retry_on=NEW_VPC,
+                 **{attr: {"Value": True}})
 
 
 def ensure_vpc(run):
@@ -67,7 +76,7 @@ def ensure_internet_gateway(run, vpc_id):
             igw_id = aws.call("ec2", "create_internet_gateway", "internet gateway of rack %s" % run.names.rack,
                               TagSpecifications=ec2_tag_spec("internet-gateway", run.res_tags(name))
                               )["InternetGateway"]["InternetGatewayId"]
-            aws.call("ec2", "attach_internet_gateway", "internet gateway %s" % igw_id,
+            aws.call("ec2", "attach_internet_gateway", "internet gateway %s" % igw_id, retry_on=NEW_GATEWAY,
                      InternetGatewayId=igw_id, VpcId=vpc_id)
             return igw_id
         return run.plan.change("internet_gateway", name, "create", create) or CHECK_MODE_ID
@@ -90,12 +99,21 @@ def ensure_internet_gateway(run, vpc_id):
 
 # -- subnets -------------------------------------------------------------------------------------------------------
 def _zones(run, count):
+    """The first `count` available zones, by name, that offer the rack's instance type: not every
+    zone offers every type (DescribeInstanceTypeOfferings, EC2 API reference), and a group whose
+    zone cannot launch its type fails its launches there."""
     zones = run.aws.call("ec2", "describe_availability_zones", "availability zones of %s" % run.region,
                          Filters=[{"Name": "state", "Values": ["available"]},
                                   {"Name": "zone-type", "Values": ["availability-zone"]}])
-    names = sorted(z["ZoneName"] for z in zones["AvailabilityZones"])
+    itype = run.wanted["instance_type"]
+    offered = run.aws.paginate("ec2", "describe_instance_type_offerings", "zones offering %s" % itype,
+                               LocationType="availability-zone",
+                               Filters=[{"Name": "instance-type", "Values": [itype]}])
+    offering = {o["Location"] for o in offered.get("InstanceTypeOfferings", [])}
+    names = sorted(z["ZoneName"] for z in zones["AvailabilityZones"] if z["ZoneName"] in offering)
     if len(names) < 2:
-        raise RackError("region %s has %d availability zone(s); a rack needs at least 2" % (run.region, len(names)))
+        raise RackError("region %s has %d availability zone(s) that offer %s (%s); a rack needs at least 2"
+                        % (run.region, len(names), itype, ", ".join(names) or "none"))
     return names[:count]
 
 
@@ -141,10 +159,10 @@ def _ensure_subnet(run, vpc_id, tier, index, cidr, zone, existing):
     subnet, aws = existing.get((tier, index)), run.aws
     if subnet is None:
         def create():
-            sid = aws.call("ec2", "create_subnet", "subnet %s" % name, VpcId=vpc_id, CidrBlock=cidr,
+            sid = aws.call("ec2", "create_subnet", "subnet %s" % name, VpcId=vpc_id, CidrBlock=cidr, retry_on=NEW_VPC,
                            AvailabilityZone=zone, TagSpecifications=ec2_tag_spec("subnet", tags))["Subnet"]["SubnetId"]
             if map_public:
-                aws.call("ec2", "modify_subnet_attribute", "subnet %s" % sid, SubnetId=sid,
+                aws.call("ec2", "modify_subnet_attribute", "subnet %s" % sid, SubnetId=sid, retry_on=NEW_SUBNET,
                          MapPublicIpOnLaunch={"Value": True})
             return sid
         return run.plan.change("subnet", name, "create", create) or CHECK_MODE_ID
@@ -184,10 +202,10 @@ def ensure_route_table(run, vpc_id, tier, index, target, subnet_ids):
     rt = _route_table(run.state, tier, index)
     if rt is None:
         def create():
-            rt_id = aws.call("ec2", "create_route_table", "route table %s" % name, VpcId=vpc_id,
+            rt_id = aws.call("ec2", "create_route_table", "route table %s" % name, VpcId=vpc_id, retry_on=NEW_VPC,
                              ClientToken=run.token(name), TagSpecifications=ec2_tag_spec("route-table", tags)
                              )["RouteTable"]["RouteTableId"]
-            aws.call("ec2", "create_route", "route table %s" % name, RouteTableId=rt_id, **route)
+            aws.call("ec2", "create_route", "route table %s" % name, RouteTableId=rt_id, retry_on=NEW_TABLE, **route)
             for sid in subnet_ids:
                 associate(run, rt_id, sid)
             return rt_id
@@ -214,7 +232,7 @@ def _ensure_default_route(run, rt, route, target):
     else:
         return
     run.plan.change("route_table", rt_id, "update", lambda: run.aws.call(
-        "ec2", op, "route table %s" % rt_id, RouteTableId=rt_id, **route), detail={"route": route})
+        "ec2", op, "route table %s" % rt_id, RouteTableId=rt_id, retry_on=NEW_TABLE, **route), detail={"route": route})
 
 
 def associate(run, rt_id, subnet_id):
@@ -227,7 +245,8 @@ def associate(run, rt_id, subnet_id):
                              AssociationId=assoc["RouteTableAssociationId"], RouteTableId=rt_id)
                 other["Associations"].remove(assoc)  # gone with the replacement
                 return
-    run.aws.call("ec2", "associate_route_table", "route table %s" % rt_id, RouteTableId=rt_id, SubnetId=subnet_id)
+    run.aws.call("ec2", "associate_route_table", "route table %s" % rt_id, RouteTableId=rt_id, SubnetId=subnet_id,
+                 retry_on=NEW_TABLE)
 
 
 # -- delete ----------------------------------------------------------------------------------------------------------

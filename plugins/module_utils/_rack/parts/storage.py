@@ -19,6 +19,10 @@ from ..errors import AWSCallError, RackError
 from ..tags import sync_tags, tag_dict, tag_list
 
 NOT_FOUND = ("NoSuchBucket",)
+# S3 acknowledges CreateBucket before every reader sees the bucket: the calls that configure a new
+# bucket may answer NoSuchBucket, or OperationAborted ("A conflicting conditional operation is
+# currently in progress"), for a moment (S3 API reference, CreateBucket and error codes); retried.
+NEW_BUCKET = ("NoSuchBucket", "OperationAborted")
 
 
 class BucketSpec:
@@ -80,12 +84,12 @@ def read_config(aws, name, logging=False):
 
 
 # -- ensure ----------------------------------------------------------------------------------------------------
-def settings(aws, spec, current, exists):
+def settings(aws, spec, current, exists, retry_on=()):
     """(setting, in place?, apply, detail) for each hardening setting, in the order to apply."""
     name = spec.name
 
     def s3(op, **kw):
-        return lambda: aws.call("s3", op, "bucket %s" % name, Bucket=name, **kw)
+        return lambda: aws.call("s3", op, "bucket %s" % name, Bucket=name, retry_on=retry_on, **kw)
     out = [
         ("public_access_block", current.get("public_access_block") == D.PUBLIC_ACCESS_BLOCK,
          s3("put_public_access_block", PublicAccessBlockConfiguration=D.PUBLIC_ACCESS_BLOCK), D.PUBLIC_ACCESS_BLOCK),
@@ -109,8 +113,9 @@ def settings(aws, spec, current, exists):
     return out
 
 
-def put_tags(aws, name, tags):
-    aws.call("s3", "put_bucket_tagging", "bucket %s" % name, Bucket=name, Tagging={"TagSet": tag_list(tags)})
+def put_tags(aws, name, tags, retry_on=()):
+    aws.call("s3", "put_bucket_tagging", "bucket %s" % name, Bucket=name, Tagging={"TagSet": tag_list(tags)},
+             retry_on=retry_on)
 
 
 def create(aws, spec):
@@ -118,9 +123,12 @@ def create(aws, spec):
     kwargs = {"Bucket": spec.name, "ObjectOwnership": "BucketOwnerEnforced"}
     if spec.region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": spec.region}
-    aws.call("s3", "create_bucket", "bucket %s" % spec.name, **kwargs)
-    put_tags(aws, spec.name, spec.tags)
-    for _setting, ok, apply, _detail in settings(aws, spec, {}, exists=False):
+    # A repeated CreateBucket (a rerun after a lost answer) answers BucketAlreadyOwnedByYou outside
+    # us-east-1 (S3 API reference, CreateBucket): the bucket is ours, and is configured below.
+    aws.call("s3", "create_bucket", "bucket %s" % spec.name, ignore=("BucketAlreadyOwnedByYou",),
+             retry_on=("OperationAborted",), **kwargs)
+    put_tags(aws, spec.name, spec.tags, retry_on=NEW_BUCKET)
+    for _setting, ok, apply, _detail in settings(aws, spec, {}, exists=False, retry_on=NEW_BUCKET):
         if not ok:
             apply()
 
@@ -219,7 +227,16 @@ def remove(aws, plan, name, purge_data, kept, keep=None):
         try:
             aws.call("s3", "delete_bucket", "bucket %s" % name, ignore=NOT_FOUND, Bucket=name)
         except AWSCallError as e:
-            if e.code != "BucketNotEmpty" or purge_data:
+            if e.code != "BucketNotEmpty":
                 raise
-            kept.append(name)
+            if not purge_data:
+                kept.append(name)
+                return
+            # Objects that arrived after the emptying (S3 delivers server access logs late, "best
+            # effort", hours after the request: S3 user guide, "Logging requests with server access
+            # logging"): empty again until the delete is accepted.
+            aws.deadline.until_accepted("bucket %s to stay empty until it is deleted" % name, lambda: (
+                empty_over_any_endpoint(aws, name),
+                aws.call("s3", "delete_bucket", "bucket %s" % name, ignore=NOT_FOUND, Bucket=name)),
+                codes=("BucketNotEmpty",))
     plan.change("bucket", name, "delete", delete, detail={"purge_data": True} if data else None)
