@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import threading
+import types
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
@@ -29,7 +31,9 @@ from .errors import RackError
 from .naming import SYSTEM, RackNames
 from .params import RACK_NAME_RE
 from .parts.duplicates import pick_igw, pick_vpc
+from .parts import storage
 from .parts.nat import GONE_NAT_STATES
+from .reading import read_rack
 from .record import STATUS_TAG, parameters_from_tags
 from .state import NOT_READ, RackState
 from .status import decide, rack_dict
@@ -39,6 +43,8 @@ RACK_TAG_FILTERS = [{"Key": "System", "Values": [SYSTEM]}, {"Key": "Type", "Valu
 EC2_FILTERS = [{"Name": "tag:System", "Values": [SYSTEM]}, {"Name": "tag:Type", "Values": ["rack"]}]
 ECS_BATCH = 100          # DescribeClusters and DescribeCapacityProviders take 100 names
 WORKERS = 16
+# What a rack of which nothing but the tagging listing's entry is left misses.
+GHOST_MISSING = {"vpc", "autoscaling_group", "ecs_cluster", "load_balancer", "log_group"}
 
 
 def is_loopback(url):
@@ -280,20 +286,31 @@ class RegionRead:
     the clients of the next are made (making a client is CPU work of a few tens of milliseconds,
     which the calling thread does: a boto3 session is not thread-safe, its clients are). The ECS
     reads, which need the racks' names, and the NAT gateways' (read only when a rack is private,
-    its EC2 client made then, under SessionClients' lock) wait in the pool for the tagging listing;
-    they are submitted after it, and the pool takes tasks in order, so the listing is running or
-    done by the time one of them waits."""
+    its EC2 client made then, under SessionClients' lock) wait in the pool for the tagging listing,
+    the Auto Scaling groups and the log groups (which name racks the listing may not give yet);
+    they are submitted after those, and the pool takes tasks in order, so what they wait for is
+    running or done by the time one of them waits.
 
-    READS = (("resourcegroupstaggingapi", "tagged"), ("autoscaling", "autoscaling_groups"), ("ecs", "clusters"),
-             ("ecs", "capacity_providers"), ("elbv2", "load_balancers"), ("logs", "log_groups"),
-             (None, "nat_gateways"))
+    The tagging listing lags AWS's creates and deletes by minutes (Resource Groups Tagging API
+    reference, GetResources: "eventually consistent"): a rack just installed may be missing from it,
+    a rack just removed may linger. A rack whose Auto Scaling group or log group exists but that the
+    listing does not give is read from its bucket's tags, then in full (reading.read_rack: the
+    listing gives the others' network; about 30 calls, for each such rack only); a listed
+    rack of which nothing but the listing is left is checked the same way, and dropped when its
+    bucket is gone or kept by an uninstall."""
+
+    READS = (("resourcegroupstaggingapi", "tagged"), ("autoscaling", "autoscaling_groups"), ("logs", "log_groups"),
+             ("elbv2", "load_balancers"), ("ecs", "clusters"), ("ecs", "capacity_providers"), (None, "nat_gateways"))
 
     def __init__(self, pool, aws, region, account, iam_future, name=None):
         self.aws = aws
         self.region = region
         self.account = account
         self.iam_future = iam_future
+        self.name = name
         self.futures = {}
+        self._buckets = None
+        self._lock = threading.Lock()
         calls = {
             "tagged": lambda: read_tagged(aws, region, account, name),
             "nat_gateways": lambda: read_nat_gateways(aws, region, self._private()),
@@ -310,10 +327,47 @@ class RegionRead:
 
     def _private(self):
         """Whether a rack of the region is private (has NAT gateways to read)."""
-        return any(parameters_from_tags(b["tags"]).get("private") for b in self.futures["tagged"].result()["buckets"].values())
+        return any(parameters_from_tags(b["tags"]).get("private") for b in self.buckets().values())
 
     def _names(self):
-        return [RackNames(rack, self.region, self.account) for rack in sorted(self.futures["tagged"].result()["buckets"])]
+        return [RackNames(rack, self.region, self.account) for rack in sorted(self.buckets())]
+
+    def _found(self, key):
+        try:
+            return self.futures[key].result()
+        except RackError:
+            return {}
+
+    def buckets(self):
+        """{rack: its bucket}: the listed racks, and those the listing does not give yet."""
+        with self._lock:
+            if self._buckets is None:
+                buckets = dict(self.futures["tagged"].result()["buckets"])
+                seen = set(self._found("autoscaling_groups")) | set(self._found("log_groups").get("own", {}))
+                for rack in sorted(seen - set(buckets)):
+                    if RACK_NAME_RE.match(rack) and self.name in (None, rack):
+                        self._read_bucket(buckets, rack)
+                self._buckets = buckets
+            return self._buckets
+
+    def _read_bucket(self, buckets, rack):
+        name = RackNames(rack, self.region, self.account).bucket
+        bucket = storage.read_tags(self.aws, name)
+        if bucket is not None and bucket["tags"].get("Rack") == rack and bucket["tags"].get("Type") == "rack":
+            _add_bucket(buckets, name, bucket["tags"], self.region, self.account)
+
+    def _read_late(self, rack):
+        """The full reading of a rack the tagging listing does not give yet."""
+        return rack_dict(read_rack(self.aws, rack, self.region, types.SimpleNamespace(account=self.account)),
+                         self.region)
+
+    def _gone(self, rack):
+        """Whether a rack of which nothing but the listing is left has lost its bucket (or had it
+        kept by an uninstall) since the listing was made."""
+        if not GHOST_MISSING <= set(rack["missing"]):
+            return False
+        bucket = storage.read_tags(self.aws, rack["bucket"])
+        return bucket is None or bucket["tags"].get(STATUS_TAG) == "uninstalled"
 
     def _read_duplicated(self, net):
         """The subnets and internet gateways, from EC2 itself, of a rack that has more than one VPC
@@ -333,7 +387,7 @@ class RegionRead:
         """(the region's rack dictionaries sorted by name, warnings). RackError when the racks
         themselves cannot be listed; a read of their parts that fails leaves their status unknown."""
         reads, failed = {"tagged": self.futures["tagged"].result()}, {}
-        buckets = reads["tagged"]["buckets"]
+        buckets = self.buckets()
         for key, future in dict(self.futures, iam=self.iam_future).items():
             if key == "tagged":
                 continue
@@ -342,7 +396,10 @@ class RegionRead:
             except RackError as e:
                 reads[key], failed[key] = copy.deepcopy(FAILED_READ[key]), e.msg
         self._read_duplicated(reads["tagged"]["network"])
-        racks = [assemble(rack, self.region, self.account, reads, unread=bool(failed)) for rack in sorted(buckets)]
+        late = set(buckets) - set(self.futures["tagged"].result()["buckets"])
+        racks = [self._read_late(rack) if rack in late else
+                 assemble(rack, self.region, self.account, reads, unread=bool(failed)) for rack in sorted(buckets)]
+        racks = [r for r in racks if failed or not self._gone(r)]
         warnings = ["%s; status unknown" % msg for _key, msg in sorted(failed.items())]
         if reads["iam"] is None and "iam" not in failed and buckets:
             warnings.append(IAM_WARNING)
