@@ -143,7 +143,9 @@ def test_each_run_asks_for_a_nat_gateway_with_a_token_of_its_own(stubbed, clock)
         stubbed.ok("ec2", "create_tags", {})
         stubbed.ok("ec2", "create_nat_gateway", {"NatGateway": {"NatGatewayId": "nat-0"}})
         stubbed.ok("ec2", "describe_nat_gateways", {"NatGateways": [{"NatGatewayId": "nat-0", "State": "available"}]})
-        nat.ensure(run, ["subnet-p0"])
+        nats, waiting = nat.ensure(run, ["subnet-p0"])
+        nat.available(run, waiting)
+        assert nats == ["nat-0"] and waiting == ["nat-0"]
         tokens.append([p for op, p in stubbed.log if op == "ec2:create_nat_gateway"][-1]["ClientToken"])
     assert tokens[0] != tokens[1] and all(len(t) <= 64 for t in tokens)
 

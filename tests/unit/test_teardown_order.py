@@ -211,13 +211,12 @@ def queue_full_teardown(stubbed):
     ok("autoscaling", "delete_auto_scaling_group", {}, {"AutoScalingGroupName": asg, "ForceDelete": True})
     ok("autoscaling", "describe_auto_scaling_groups", asg_still_deleting(), {"AutoScalingGroupNames": [asg]})
     ok("autoscaling", "describe_auto_scaling_groups", {"AutoScalingGroups": []}, {"AutoScalingGroupNames": [asg]})
-    ok("ec2", "describe_instances", {"Reservations": []})
     ok("ecs", "delete_capacity_provider", {}, {"capacityProvider": cp})
     err("ecs", "delete_cluster", "ClusterContainsContainerInstancesException",
         message="The Cluster cannot be deleted while Container Instances are active or draining.",
         params={"cluster": cluster})
     ok("ecs", "delete_cluster", {}, {"cluster": cluster})
-    # 2. load balancer
+    # 2. load balancer (asked for with the group and the NAT gateways, all three waited for together)
     ok("elbv2", "delete_load_balancer", {}, {"LoadBalancerArn": LB_ARN})
     ok("elbv2", "describe_load_balancers",
        {"LoadBalancers": [{"LoadBalancerArn": LB_ARN, "LoadBalancerName": NAMES.load_balancer,
@@ -229,6 +228,8 @@ def queue_full_teardown(stubbed):
     for nat_state in ("deleting", "deleted"):
         ok("ec2", "describe_nat_gateways", {"NatGateways": [{"NatGatewayId": n, "State": nat_state} for n in NATS]},
            {"NatGatewayIds": NATS})
+    # instances of the rack left outside its group, once the group is gone
+    ok("ec2", "describe_instances", {"Reservations": []})
     for alloc in EIPS:
         ok("ec2", "release_address", {}, {"AllocationId": alloc})
     # 4. network
@@ -328,6 +329,18 @@ def test_auto_scaling_group_is_gone_before_capacity_provider_and_cluster_are_del
         "ecs:delete_capacity_provider")
     # instances are drained before the group takes them away
     assert calls.first("ecs:update_container_instances_state") < calls.first("autoscaling:update_auto_scaling_group")
+
+
+def test_the_slow_deletes_are_asked_for_at_once_and_waited_for_together(full_run):
+    """Issue 12, the critical path: the group (1-3 min on AWS), the load balancer (minutes) and the NAT
+    gateways (1-5 min) depend on none of each other: all three are deleted before the first wait, so
+    the uninstall takes the longest of them, not their sum."""
+    calls = full_run.calls
+    first_wait = min(calls.first("autoscaling:describe_auto_scaling_groups"),
+                     calls.first("elbv2:describe_load_balancers"), calls.first("ec2:describe_nat_gateways"))
+    assert calls.first("autoscaling:delete_auto_scaling_group") < first_wait
+    assert calls.first("elbv2:delete_load_balancer") < first_wait
+    assert calls.last("ec2:delete_nat_gateway") < first_wait
 
 
 def test_cluster_delete_is_retried_while_ecs_deregisters_instances(full_run):

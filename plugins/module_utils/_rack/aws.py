@@ -166,9 +166,21 @@ class Deadline:
                 return result
             left = self.remaining()
             if left <= 0:
+                what = what() if callable(what) else what
                 raise WaitTimeout("timed out after %ds waiting for %s" % (self.seconds, what), waiting_for=what)
             self._sleep(min(delay, left))
             delay = min(delay * 1.5, max_interval)
+
+    def wait_all(self, waits, interval=2.0, max_interval=15.0):
+        """Poll every (what, probe) of `waits` until each has returned a true value, the slow parts of
+        a run waited for together; WaitTimeout names those still waited for."""
+        left = list(waits)
+
+        def probe():
+            left[:] = [(what, check) for what, check in left if not check()]
+            return not left
+        if left:
+            self.wait_for(lambda: " and ".join(what for what, _check in left), probe, interval, max_interval)
 
     def until_accepted(self, what, fn, codes=("DependencyViolation",)):
         """Call fn() until AWS stops refusing it with one of `codes` (a delete refused while

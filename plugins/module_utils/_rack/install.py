@@ -26,15 +26,16 @@ def converge(run):
     igw_id = network.ensure_internet_gateway(run, vpc_id)
     public, private = network.ensure_subnets(run, vpc_id)
     network.ensure_public_routes(run, vpc_id, igw_id, public)
-    if w["private"]:
-        nats = nat.ensure(run, public)
-        network.ensure_private_routes(run, vpc_id, nats, private)
+    nats, nats_pending = nat.ensure(run, public) if w["private"] else ([], [])
     router_sg, instances_sg = firewall.ensure(run, vpc_id)
     lt_id, lt_version = compute.ensure_launch_template(run, profile_arn, instances_sg)
     cluster.ensure_cluster(run)
     asg_arn = compute.ensure_group(run, lt_id, lt_version, private if w["private"] else public)
     cluster.ensure_capacity_provider(run, asg_arn)
     entry.ensure(run, private if w["internal_only"] and w["private"] else public, router_sg)
+    if w["private"]:
+        nat.available(run, nats_pending)  # made meanwhile: the NAT gateways' minutes overlap the rest
+        network.ensure_private_routes(run, vpc_id, nats, private)
     duplicates.remove_extras(run)
     run.out.update(vpc_id=vpc_id, public_subnet_ids=public, private_subnet_ids=private, bucket=run.names.bucket,
                    log_group=run.names.log_group)

@@ -6,10 +6,11 @@ dependencies allow (the local AWS lets most ordering mistakes through, so
 tests/unit/test_teardown_order.py checks the order with botocore's Stubber):
 
 0. with force, the rack's apps, as convox.rack.app deletes them;
-1. container instances drained, capacity provider detached, Auto Scaling group deleted with its
-   instances (waiting until gone), instances of the rack left outside it; capacity provider, cluster;
-2. load balancer (its listener goes with it), waiting until it is gone;
-3. NAT gateways, waiting until deleted, then their elastic IPs;
+1. container instances drained, capacity provider detached; then the slow deletes asked for at
+   once and waited for together: the Auto Scaling group (with its instances), the load balancer
+   (its listener goes with it) and the NAT gateways;
+2. instances of the rack left outside the group; capacity provider, cluster;
+3. the NAT gateways' elastic IPs;
 4. security groups (instances' first: it references the router's), route tables, subnets,
    internet gateway (detached first), VPC, and their duplicates;
 5. launch template, instance profile and role, log group;
@@ -42,13 +43,16 @@ def teardown(run, force, purge_data):
     for app in state.apps:
         apps.delete(apps.app_run(run.aws, run.region, run.identity, run.names, app, run.plan), purge_data, kept)
     cluster.release(run)
+    waits = []
     if state.asg is not None:
         name = state.asg["AutoScalingGroupName"]
-        run.plan.change("autoscaling_group", name, "delete", lambda: compute.delete_group(run, name))
+        run.plan.change("autoscaling_group", name, "delete", lambda: compute.delete_group(run, name, waits))
+    entry.remove(run, waits)
+    nat.remove(run, waits)
+    run.deadline.wait_all(waits)
     compute.terminate_strays(run)
     cluster.remove(run)
-    entry.remove(run)
-    nat.remove(run)
+    nat.release_addresses(run)
     firewall.remove(run)
     network.remove(run)
     compute.remove_launch_template(run)

@@ -273,8 +273,8 @@ def replace_outdated(run):
 
 
 # -- delete ----------------------------------------------------------------------------------------------------------
-def delete_group(run, name):
-    """Scale to zero, delete (with its instances), wait until it is gone."""
+def delete_group(run, name, waits):
+    """Scale to zero, delete (with its instances); adds to `waits` the wait until it is gone."""
     def asg(op, **kw):
         try:
             return run.aws.call("autoscaling", op, "auto scaling group %s" % name, **kw)
@@ -288,7 +288,7 @@ def delete_group(run, name):
 
     def gone():
         return not (asg("describe_auto_scaling_groups", AutoScalingGroupNames=[name]) or {}).get("AutoScalingGroups")
-    run.deadline.wait_for("auto scaling group %s to terminate its instances and go" % name, gone)
+    waits.append(("auto scaling group %s to terminate its instances and go" % name, gone))
 
 
 def live_instances(run):

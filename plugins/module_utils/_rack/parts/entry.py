@@ -50,9 +50,15 @@ def gone(aws, name, arn=None):
     return not (found or {}).get("LoadBalancers")
 
 
-def delete(run, name, arn):
+def delete(run, name, arn, waits=None):
+    """Delete the load balancer (deletion protection off first) and wait until it is gone, or add
+    that wait to `waits` (the uninstall waits for its slow deletes together)."""
     run.aws.call("elbv2", "delete_load_balancer", "load balancer %s" % name, ignore=NOT_FOUND, LoadBalancerArn=arn)
-    run.deadline.wait_for("load balancer %s to be deleted" % name, lambda: gone(run.aws, name, arn))
+    wait = ("load balancer %s to be deleted" % name, lambda: gone(run.aws, name, arn))
+    if waits is None:
+        run.deadline.wait_for(*wait)
+    else:
+        waits.append(wait)
 
 
 def ensure(run, subnets, router_sg):
@@ -141,9 +147,9 @@ def active(run, arn):
     return code == "active"
 
 
-def remove(run):
+def remove(run, waits):
     lb = run.state.load_balancer
     if lb is None:
         return
     name, arn = lb["LoadBalancerName"], lb["LoadBalancerArn"]
-    run.plan.change("load_balancer", name, "delete", lambda: delete(run, name, arn))
+    run.plan.change("load_balancer", name, "delete", lambda: delete(run, name, arn, waits))

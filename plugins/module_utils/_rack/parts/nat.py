@@ -33,14 +33,19 @@ def _of_index(items, index):
 
 
 def ensure(run, public):
-    """A NAT gateway (and its address) in each public subnet; waits for those not yet available."""
+    """A NAT gateway (and its address) in each public subnet: (their ids, a wait for those not yet
+    available). They take minutes to become available: the install makes the rest of the rack
+    meanwhile and waits (available) only before it routes the private subnets through them."""
     made = [_ensure_nat(run, i, subnet_id) for i, subnet_id in enumerate(public)]
-    nats = [nat_id for nat_id, _pending in made]
     waiting = [nat_id for nat_id, pending in made if pending and nat_id not in (None, CHECK_MODE_ID)]
+    return [nat_id for nat_id, _pending in made], waiting
+
+
+def available(run, waiting):
+    """Wait until the NAT gateways are available (none in check mode); RackError if one failed."""
     if waiting and not run.check_mode:
         run.deadline.wait_for("NAT gateways %s to be available" % ", ".join(waiting),
                               lambda: _available(run.aws, waiting))
-    return nats
 
 
 def _available(aws, ids):
@@ -83,8 +88,9 @@ def _ensure_nat(run, index, subnet_id):
 
 
 # -- delete ----------------------------------------------------------------------------------------------------
-def remove(run):
-    """Every NAT gateway, waiting until they are deleted; then their addresses (and duplicates)."""
+def remove(run, waits):
+    """Delete every NAT gateway; adds to `waits` the wait until they are deleted (with those already
+    deleting), which the uninstall makes with its other slow deletes (none in check mode)."""
     state = run.state
     nats = [n["NatGatewayId"] for n in state.nat_gateways]
     for nat_id in nats:
@@ -93,8 +99,12 @@ def remove(run):
             NatGatewayId=nat_id))
     pending = nats + [n["NatGatewayId"] for n in state.deleting_nat_gateways]
     if pending and not run.check_mode:
-        run.deadline.wait_for("NAT gateways %s to be deleted" % ", ".join(pending), lambda: _gone(run.aws, pending))
-    for addr in state.addresses + state.extras.get("elastic_ip", []):
+        waits.append(("NAT gateways %s to be deleted" % ", ".join(pending), lambda: _gone(run.aws, pending)))
+
+
+def release_addresses(run):
+    """The NAT gateways' addresses (and duplicates), once the gateways are deleted."""
+    for addr in run.state.addresses + run.state.extras.get("elastic_ip", []):
         release_address(run, addr)
 
 
