@@ -93,7 +93,7 @@ class Realism:
             self.lingering = {}           # subnet/sg/vpc id -> (until, load balancer name)
             self.activities = {}          # (account, region, group) -> [scaling activity dicts]
             self.tag_history = {}         # (account, region) -> {arn: [(time, tags or None, type)]}
-            self.tag_snapshot = {}        # (account, region) -> {arn: (tags, type)}
+            self.tag_snapshot = {}        # (account, region, service) -> {arn: (tags, type, extra)}
 
     # -- settings -------------------------------------------------------------------------------
     def configure(self, settings):
@@ -340,9 +340,10 @@ def middleware(app_call):
             refused = refused or _run_instances_profile(action, form, _account(environ, access_key))
         elif service == "s3":
             refused = _s3_no_such_bucket(action, path)
-        mutating = not _MUTATING.match(action) and REALISM.seconds("tagging_lag") > 0
+        tag_service = service  # the signing name is the SERVICE_NAMESPACE of moto's backend (s3, ec2, ...)
+        mutating = not _MUTATING.match(action) and REALISM.seconds("tagging_lag") > 0 and tag_service != "tagging"
         if mutating and not refused:
-            _tag_baseline(_account(environ, access_key), region)
+            _tag_baseline(_account(environ, access_key), region, tag_service)
         if refused:
             status, out_headers, payload = refused
             start_response("%d %s" % (status, "Error"), out_headers)
@@ -366,7 +367,7 @@ def middleware(app_call):
                 with REALISM.lock:
                     REALISM.fresh_buckets[_s3_bucket(path)] = _now() + REALISM.seconds("s3_consistency")
             if mutating:
-                _tag_snapshot(_account(environ, access_key), region, _now())
+                _tag_snapshot(_account(environ, access_key), region, tag_service, _now())
         return [answer]
 
     return __call__
@@ -438,32 +439,39 @@ def _template_profile(ec2_backend, spec):
 # Reference, GetResources; FIELD-NOTES section 2 ("the tagging API lags creates and deletes by
 # minutes"). The view of GetResources is the account as it was `tagging_lag` ago, kept as a history
 # of what each mutating call changed.
-def _live_tags(account, region):
+def _live_tags(account, region, service):
+    """{arn: (tags, type, extra)} of the service's taggable resources (only that service's: a call
+    changes its own service's tags, and reading every service's after each call costs seconds)."""
     from moto.core.resource_tagging import iter_taggable_backends
     live = {}
     for backend in iter_taggable_backends(account, region):
+        if getattr(backend, "SERVICE_NAMESPACE", None) != service:
+            continue
         for res in backend.iter_tagged_resources():
             live[res.arn] = (dict(res.tags), res.resource_type, res.extra)
     return live
 
 
-def _tag_baseline(account, region):
-    key = (account, region)
+def _tag_baseline(account, region, service):
+    """What the service had before the mode first saw it change: listed at once."""
+    key = (account, region, service)
     if key in REALISM.tag_snapshot:
         return
-    live = _live_tags(account, region)
+    live = _live_tags(account, region, service)
     with REALISM.lock:
         if key not in REALISM.tag_snapshot:
             REALISM.tag_snapshot[key] = live
-            REALISM.tag_history[key] = {arn: [(float("-inf"), tags, rtype)] for arn, (tags, rtype, _x) in live.items()}
+            history = REALISM.tag_history.setdefault((account, region), {})
+            for arn, (tags, rtype, _x) in live.items():
+                history.setdefault(arn, []).insert(0, (float("-inf"), tags, rtype))
 
 
-def _tag_snapshot(account, region, at):
-    key = (account, region)
-    live = _live_tags(account, region)
+def _tag_snapshot(account, region, service, at):
+    key = (account, region, service)
+    live = _live_tags(account, region, service)
     with REALISM.lock:
         before = REALISM.tag_snapshot.get(key, {})
-        history = REALISM.tag_history.setdefault(key, {})
+        history = REALISM.tag_history.setdefault((account, region), {})
         for arn, (tags, rtype, _x) in live.items():
             if arn not in before or before[arn][0] != tags:
                 history.setdefault(arn, []).append((at, tags, rtype))
