@@ -136,7 +136,10 @@ class Realism:
             ready = [fn for at, fn in self.due if at <= now]
             self.due = [(at, fn) for at, fn in self.due if at > now]
         for fn in ready:
-            fn()
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - a state change must never fail the request that ran it
+                print("realism: a timed state change failed: %r" % e, file=sys.stderr)
 
 
 REALISM = Realism()
@@ -443,13 +446,18 @@ def _live_tags(account, region, service):
     """{arn: (tags, type, extra)} of the service's taggable resources (only that service's: a call
     changes its own service's tags, and reading every service's after each call costs seconds)."""
     from moto.core.resource_tagging import iter_taggable_backends
-    live = {}
-    for backend in iter_taggable_backends(account, region):
-        if getattr(backend, "SERVICE_NAMESPACE", None) != service:
-            continue
-        for res in backend.iter_tagged_resources():
-            live[res.arn] = (dict(res.tags), res.resource_type, res.extra)
-    return live
+    for _attempt in range(5):
+        live = {}
+        try:
+            for backend in iter_taggable_backends(account, region):
+                if getattr(backend, "SERVICE_NAMESPACE", None) != service:
+                    continue
+                for res in backend.iter_tagged_resources():
+                    live[res.arn] = (dict(res.tags), res.resource_type, res.extra)
+            return live
+        except RuntimeError:  # another request changed moto's dicts while they were read: read again
+            time.sleep(0.01)
+    return None
 
 
 def _tag_baseline(account, region, service):
@@ -458,6 +466,8 @@ def _tag_baseline(account, region, service):
     if key in REALISM.tag_snapshot:
         return
     live = _live_tags(account, region, service)
+    if live is None:
+        return
     with REALISM.lock:
         if key not in REALISM.tag_snapshot:
             REALISM.tag_snapshot[key] = live
@@ -469,6 +479,8 @@ def _tag_baseline(account, region, service):
 def _tag_snapshot(account, region, service, at):
     key = (account, region, service)
     live = _live_tags(account, region, service)
+    if live is None:  # not read this time: the next change's snapshot records it, a little late
+        return
     with REALISM.lock:
         before = REALISM.tag_snapshot.get(key, {})
         history = REALISM.tag_history.setdefault((account, region), {})

@@ -104,8 +104,10 @@ def test_uninstall_waits_out_group_deletion_and_lingering_interfaces(two_racks):
 
 
 def test_uninstall_leaves_other_racks_nat_gateways_alone(two_racks):
-    """Issue 12 fault 9: on the unfixed local AWS (DescribeNatGateways ignoring tag filters) the
-    uninstall of newone deleted staging's NAT gateways; with the server fixed it must not."""
+    """Issue 12 fault 9. On the unfixed local AWS (DescribeNatGateways ignoring tag filters; fixed in
+    scripts/moto_server.py) newone's install took staging's NAT gateways for its own (the filter
+    "Rack=newone" returned them; their tags were converged to Rack=newone) and newone's uninstall
+    deleted them. AWS applies the filter, and so does the fixed local AWS: they must stay."""
     assert two_racks["staging NAT gateways"] == ["available", "available"]
 
 
