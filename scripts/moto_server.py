@@ -18,9 +18,18 @@ makes. Each fix names the bug; none changes what AWS would answer (4 answers as 
    s3:PutObject on a resource pattern that matches the log objects' keys. The fix evaluates the
    statements so (principal, action and resource wildcards; conditions stay ignored, as moto
    ignores them everywhere).
-4. Not a bug: the local AWS stands for an account whose regional quotas (VPCs, internet gateways,
+4. moto 5.2.5 ignores the tag filters (`tag:<key>`, `tag-key`, `tag-value`) of DescribeNatGateways:
+   every NAT gateway of the region comes back, so code that trusts the filter (an uninstall that
+   deletes "the rack's" NAT gateways) acts on other racks' gateways there and nowhere else. AWS
+   applies them (EC2 API Reference, DescribeNatGateways: "tag:<key> - The key/value combination of
+   a tag assigned to the resource"). The fix applies them as moto does for other EC2 resources.
+
+5. Not a bug: the local AWS stands for an account whose regional quotas (VPCs, internet gateways,
    elastic IPs) were raised to 100, as one test session installs many racks in one account; moto
    reports AWS's defaults (5) without enforcing them. See the comment at the fix.
+
+Besides these fixes, scripts/realism.py adds a realism mode (off unless switched on, see there):
+AWS's time (NAT gateways pending, load balancers provisioning, ...) and its transient refusals.
 """
 
 from __future__ import annotations
@@ -31,7 +40,11 @@ import sys
 
 from moto.core.types import Base64EncodedString
 from moto.ec2.models import launch_templates as _launch_templates
+from moto.ec2.models import nat_gateways as _nat_gateways
+from moto.ec2.utils import is_tag_filter, tag_filter_matches
 from moto.s3 import models as _s3_models
+
+import realism
 
 _original_user_data = _launch_templates.LaunchTemplateVersion.user_data.fget
 
@@ -82,7 +95,23 @@ def _log_permissions_enabled_policy(target_bucket, target_prefix):
 _s3_models.FakeBucket._log_permissions_enabled_policy = staticmethod(_log_permissions_enabled_policy)
 
 
-# 4. The account's regional quotas. moto reports AWS's defaults (5 VPCs, 5 internet gateways, 5
+_original_describe_nat_gateways = _nat_gateways.NatGatewayBackend.describe_nat_gateways
+
+
+def _describe_nat_gateways(self, filters, nat_gateway_ids):
+    found = _original_describe_nat_gateways(self, filters, nat_gateway_ids)
+    for name, values in (filters or {}).items():
+        if is_tag_filter(name):
+            found = [nat for nat in found if tag_filter_matches(nat, name, values)]
+    return found
+
+
+_nat_gateways.NatGatewayBackend.describe_nat_gateways = _describe_nat_gateways
+
+# After the fixes above: realism wraps some of the same methods, and is inert until switched on.
+realism.install()
+
+# 5. The account's regional quotas. moto reports AWS's defaults (5 VPCs, 5 internet gateways, 5
 #    elastic IPs a region) without enforcing them; the collection checks them before installing a
 #    rack, and one local AWS holds the racks of a whole test session in one account. The local AWS
 #    is an account whose quotas were raised (as any AWS account's can be, through Service Quotas):

@@ -52,6 +52,19 @@ class LocalAws:
                    ANSIBLE_LOCAL_TEMP=self.temp, ANSIBLE_REMOTE_TEMP=self.temp)
         return env
 
+    def realism(self, enabled=True, **settings):
+        """Switch the server's realism mode (POST /moto-api/realism); returns the settings in force."""
+        req = urllib.request.Request(self.endpoint + "/moto-api/realism", method="POST",
+                                     data=json.dumps(dict(settings, enabled=enabled)).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as answer:
+            return json.load(answer)
+
+    def reset(self):
+        """Wipe every resource of the server (POST /moto-api/reset)."""
+        urllib.request.urlopen(urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST"),
+                               timeout=10).read()
+
     def client(self, service, region=REGION):
         return boto3.client(service, region_name=region, endpoint_url=self.endpoint,
                             aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -63,10 +76,9 @@ class LocalAws:
             return sum(1 for line in f if re.search(r'"(?:\x1b\[[0-9;]*m)*(POST|GET|PUT|DELETE|HEAD) /(?!moto-api)', line))
 
 
-@pytest.fixture(scope="session")
-def local_aws(tmp_path_factory):
+def _start_local_aws(log_path):
+    """moto's server (scripts/moto_server.py) on a free loopback port: (process, LocalAws, log file)."""
     port = _free_port()
-    log_path = str(tmp_path_factory.mktemp("local-aws") / "moto.log")
     log = open(log_path, "w")
     proc = subprocess.Popen([os.path.join(VENV_BIN, "python"), os.path.join(ROOT, "scripts", "moto_server.py"),
                              "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
@@ -81,13 +93,32 @@ def local_aws(tmp_path_factory):
     else:
         proc.kill()
         raise RuntimeError("the local AWS did not start; see %s" % log_path)
-    yield LocalAws(port, log_path)
+    return proc, LocalAws(port, log_path), log
+
+
+def _stop_local_aws(proc, log):
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def local_aws(tmp_path_factory):
+    proc, aws, log = _start_local_aws(str(tmp_path_factory.mktemp("local-aws") / "moto.log"))
+    yield aws
+    _stop_local_aws(proc, log)
+
+
+@pytest.fixture(scope="module")
+def realistic_aws(tmp_path_factory):
+    """A local AWS of the test module's own, whose realism mode (scripts/realism.py) the tests switch
+    on with `realistic_aws.realism(scale=..., timings={...})`; off again after each use of it."""
+    proc, aws, log = _start_local_aws(str(tmp_path_factory.mktemp("realistic-aws") / "moto.log"))
+    yield aws
+    _stop_local_aws(proc, log)
 
 
 @pytest.fixture()
