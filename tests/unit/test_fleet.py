@@ -274,7 +274,9 @@ class LaggingTagging(Aws):
                   if {"Key": "Rack", "Value": "alpha"} not in r.get("Tags", [])]
         ghost = RackNames("gone", EAST, ACCOUNT).bucket
         listed.append({"ResourceARN": "arn:aws:s3:::%s" % ghost, "Tags": [
-            {"Key": k, "Value": v} for k, v in dict(system_tags("gone"), **{"convox:status": "running"}).items()]})
+            # its bucket's last tags: the uninstall's own mark, believed for a while yet
+            {"Key": k, "Value": v} for k, v in dict(system_tags("gone"), **{
+                "convox:status": "uninstalling", LEASE_TAG: str(int(time.time()) + 3600)}).items()]})
         return dict(found, ResourceTagMappingList=listed)
 
 

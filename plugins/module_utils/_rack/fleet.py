@@ -43,8 +43,8 @@ RACK_TAG_FILTERS = [{"Key": "System", "Values": [SYSTEM]}, {"Key": "Type", "Valu
 EC2_FILTERS = [{"Name": "tag:System", "Values": [SYSTEM]}, {"Name": "tag:Type", "Values": ["rack"]}]
 ECS_BATCH = 100          # DescribeClusters and DescribeCapacityProviders take 100 names
 WORKERS = 16
-# What a rack of which nothing but the tagging listing's entry is left misses.
-GHOST_MISSING = {"vpc", "autoscaling_group", "ecs_cluster", "load_balancer", "log_group"}
+# What a rack of which nothing but the tagging listing's entry is left has none of (and its load balancer).
+GHOST_KEYS = ("vpc_id", "autoscaling_group_name", "cluster_name", "log_group")
 
 
 def is_loopback(url):
@@ -364,7 +364,7 @@ class RegionRead:
     def _gone(self, rack):
         """Whether a rack of which nothing but the listing is left has lost its bucket (or had it
         kept by an uninstall) since the listing was made."""
-        if not GHOST_MISSING <= set(rack["missing"]):
+        if any(rack[key] for key in GHOST_KEYS) or rack["load_balancer"]["arn"]:
             return False
         bucket = storage.read_tags(self.aws, rack["bucket"])
         return bucket is None or bucket["tags"].get(STATUS_TAG) == "uninstalled"
