@@ -50,7 +50,7 @@ WITH_LOCAL_AWS := . ./local-aws.env &&
 # Stops/resets/probes need only the standard library: they work without the venv too.
 LOCAL_AWS := $(PYTHON) scripts/local_aws.py --state-dir $(VENV)
 
-.PHONY: help venv local-up local-down local-reset demo sanity units lint molecule molecule-app bench \
+.PHONY: help venv local-up local-down local-reset demo sanity units lint molecule molecule-app bench smoke-aws \
         build-check changelog-lint test clean
 
 help: ## list the targets
@@ -137,6 +137,11 @@ molecule-app: venv local-up ## molecule test of extensions/molecule/app (the app
 BENCH_ARGS ?=
 bench: venv ## benchmark convox.rack.rack against its amazon.aws/community.aws peer (by hand, minutes)
 	$(PY) bench/bench_rack.py $(BENCH_ARGS)
+
+# Not part of `make test`: the collection on a real AWS account, by a maintainer (docs/real-aws.md).
+SMOKE_ARGS ?=
+smoke-aws: venv ## install, update and remove a small rack on REAL AWS: make smoke-aws SMOKE_ARGS="--profile P --i-accept-the-cost"
+	$(PY) scripts/smoke_aws.py $(SMOKE_ARGS)
 
 build-check: venv local-up ## build the tarball, install it offline, use it from outside the repo
 	$(WITH_LOCAL_AWS) scripts/build_check.sh $(COLLECTIONS)
