@@ -133,6 +133,13 @@ NOT_APPLICABLE = {
     ("ec2:CreateLaunchTemplateVersion", "ssm:GetParameters"): "the template names an AMI id, not an SSM parameter",
     ("ec2:DescribeLaunchTemplateVersions", "ssm:GetParameters"): "ResolveAlias is not used",
     ("ec2:RunInstances", "ssm:GetParameters"): "the launch template names an AMI id, not an SSM parameter",
+    # GetServiceQuota's dependent actions read each service's own limits; the collection asks only
+    # the quotas of VPC and EC2 (parts/quotas.py: L-F678F1CE, L-A4707A72, L-0263D0A3), for which
+    # none of them applies.
+    **{("servicequotas:GetServiceQuota", dependent): "only VPC and EC2 quotas are read" for dependent in (
+        "autoscaling:DescribeAccountLimits", "cloudformation:DescribeAccountLimits", "dynamodb:DescribeLimits",
+        "elasticloadbalancing:DescribeAccountLimits", "iam:GetAccountSummary", "kinesis:DescribeLimits",
+        "rds:DescribeAccountAttributes", "route53:GetAccountLimit")},
 }
 # Actions the code calls that the local AWS never makes it call, each with the code that calls it.
 CODE_ONLY = [
