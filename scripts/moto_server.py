@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import sys
 
 from moto.core.types import Base64EncodedString
@@ -44,7 +45,9 @@ from moto.ec2.models import nat_gateways as _nat_gateways
 from moto.ec2.utils import is_tag_filter, tag_filter_matches
 from moto.s3 import models as _s3_models
 
-import realism
+# scripts/realism.py, beside this file (also when this file is run by runpy, as bench/ does)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import realism  # noqa: E402
 
 _original_user_data = _launch_templates.LaunchTemplateVersion.user_data.fget
 
