@@ -41,7 +41,8 @@ import pytest
 import security_lifecycle as lc
 
 ROOT = Path(lc.ROOT)
-POLICIES = [ROOT / "docs" / "policies" / "operator.json", ROOT / "docs" / "policies" / "operator-roles.json"]
+POLICIES = [ROOT / "docs" / "policies" / "operator.json", ROOT / "docs" / "policies" / "operator-roles.json",
+            ROOT / "docs" / "policies" / "operator-security.json"]
 # The permissions boundary an administrator creates from instance-boundary.json, as the operator's policy
 # names it (any account: '*', as the policy's other ARNs), and what keeps it.
 BOUNDARY = "arn:aws:iam::*:policy/convox-rack-instance-boundary"
@@ -122,6 +123,10 @@ IMPLIED = [
     {"trigger": "ecr:CreateRepository", "actions": ["ecr:TagResource"], "why": "tags on creation", "sar": True},
     {"trigger": "ssm:PutParameter", "actions": ["ssm:AddTagsToResource"], "why": "the run lock is created with tags",
      "source": "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ssm-parameter.html"},
+    {"trigger": "kms:CreateKey", "actions": ["kms:TagResource", "iam:CreateServiceLinkedRole"],
+     "why": "CreateKey with Tags needs kms:TagResource; the key policy names AWSServiceRoleForAutoScaling, which the "
+            "collection creates first on an account that has none",
+     "source": "https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateKey.html"},
     {"trigger": "s3:CreateBucket", "actions": ["s3:PutBucketOwnershipControls"],
      "why": "CreateBucket with ObjectOwnership (x-amz-object-ownership)",
      "source": "https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html"},
@@ -136,6 +141,24 @@ NOT_APPLICABLE = {
 }
 # Actions the code calls that the local AWS never makes it call, each with the code that calls it.
 CODE_ONLY = [
+    {"action": "logs:AssociateKmsKey", "file": "plugins/module_utils/_rack/parts/logs.py",
+     "code": '"associate_kms_key"',
+     "why": "a log group made before its rack had a key (an earlier release), or with another key, takes the "
+            "rack's; tests/integration/test_rack_security.py reaches it"},
+    {"action": "ecs:UpdateClusterSettings", "file": "plugins/module_utils/_rack/parts/cluster.py",
+     "code": '"update_cluster_settings"',
+     "why": "Container Insights turned on or off on an existing cluster; tests/integration/test_rack_security.py "
+            "reaches it"},
+    {"action": "kms:CancelKeyDeletion", "file": "plugins/module_utils/_rack/parts/kms.py",
+     "code": '"cancel_key_deletion"',
+     "why": "an install that finds the rack's key pending deletion (its alias kept by hand) brings it back"},
+    {"action": "kms:EnableKey", "file": "plugins/module_utils/_rack/parts/kms.py", "code": '"enable_key"',
+     "why": "a key disabled by hand, or brought back from pending deletion, is enabled again"},
+    {"action": "kms:PutKeyPolicy", "file": "plugins/module_utils/_rack/parts/kms.py", "code": '"put_key_policy"',
+     "why": "a key policy changed by hand is put back"},
+    {"action": "kms:UntagResource", "file": "plugins/module_utils/_rack/parts/kms.py", "code": '"untag_resource"',
+     "why": "a user tag dropped from the rack is dropped from its key"},
+
     {"action": "iam:ListAccountAliases", "file": "plugins/module_utils/_rack/fleet.py",
      "code": '"iam", "list_account_aliases"',
      "why": "racks on AWS are listed as <account alias>/<rack>; the local AWS is always local/<rack>"},
