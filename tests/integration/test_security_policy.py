@@ -123,6 +123,7 @@ IMPLIED = [
     {"trigger": "ecr:CreateRepository", "actions": ["ecr:TagResource"], "why": "tags on creation", "sar": True},
     {"trigger": "ssm:PutParameter", "actions": ["ssm:AddTagsToResource"], "why": "the run lock is created with tags",
      "source": "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ssm-parameter.html"},
+    {"trigger": "kms:CreateKey", "actions": ["kms:PutKeyPolicy"], "why": "CreateKey with a Policy", "sar": True},
     {"trigger": "kms:CreateKey", "actions": ["kms:TagResource", "iam:CreateServiceLinkedRole"],
      "why": "CreateKey with Tags needs kms:TagResource; the key policy names AWSServiceRoleForAutoScaling, which the "
             "collection creates first on an account that has none",
@@ -134,6 +135,12 @@ IMPLIED = [
 # Dependent actions the Service Authorization Reference lists for an action the collection calls,
 # which do not apply to the way it calls it.
 NOT_APPLICABLE = {
+    **{("servicequotas:GetServiceQuota", dependent): "the run reads EC2's VPC quotas only (parts/quotas.py); "
+       "these are other services' limits, read for their own quotas"
+       for dependent in ("autoscaling:DescribeAccountLimits", "cloudformation:DescribeAccountLimits",
+                         "dynamodb:DescribeLimits", "elasticloadbalancing:DescribeAccountLimits",
+                         "iam:GetAccountSummary", "kinesis:DescribeLimits", "rds:DescribeAccountAttributes",
+                         "route53:GetAccountLimit")},
     ("ec2:CreateLaunchTemplate", "ssm:GetParameters"): "the template names an AMI id, not an SSM parameter",
     ("ec2:CreateLaunchTemplateVersion", "ssm:GetParameters"): "the template names an AMI id, not an SSM parameter",
     ("ec2:DescribeLaunchTemplateVersions", "ssm:GetParameters"): "ResolveAlias is not used",
@@ -504,6 +511,21 @@ def test_roles_are_passed_to_ec2_only():
         assert _list(st["Resource"]) == [ROLES], st
 
 
+# {prefix: {resource type: condition keys}}: the reference's "Resource types" table, whose keys apply to
+# every action on a resource of that type (KMS lists aws:ResourceTag there only, for its keys: AWS KMS
+# developer guide, "ABAC for AWS KMS").
+RESOURCE_CONDITION_KEYS = {}
+for _service in _iam_definition():
+    for _resource in _service.get("resources", []):
+        RESOURCE_CONDITION_KEYS.setdefault(_service["prefix"], {})[_resource["resource"]] = set(
+            _resource["condition_keys"])
+
+
+def _resource_keys(prefix, name):
+    return {c for rt in SAR[prefix][name]["resource_types"]
+            for c in RESOURCE_CONDITION_KEYS.get(prefix, {}).get(rt["resource_type"].rstrip("*"), ())}
+
+
 def _condition_key_types(action, key):
     return CONDITION_TYPES.get(action.split(":")[0], {}).get(key, set())
 
@@ -522,6 +544,7 @@ def test_condition_keys_are_the_actions_own():
                 for action in sorted(actions):
                     prefix, name = action.split(":")
                     keys = {c for rt in SAR[prefix][name]["resource_types"] for c in rt["condition_keys"]}
+                    keys |= _resource_keys(prefix, name)
                     kinds = _condition_key_types(action, generic)
                     if generic not in keys or not kinds:
                         wrong.append((action, key, "not a condition key of the action"))
