@@ -120,7 +120,7 @@ def test_the_apps_bucket_is_sse_kms_with_a_bucket_key(secured, local_aws):
 def test_the_rack_bucket_stays_sse_s3_as_log_delivery_requires(secured, local_aws):
     """The rack's bucket receives the apps' S3 access logs (and is the place for load balancer
     logs, which AWS delivers only to SSE-S3 buckets): it keeps SSE-S3 (docs/security.md)."""
-    default, _ = bucket_encryption(local_aws, secured["info"]["bucket"])
+    default = bucket_encryption(local_aws, secured["info"]["bucket"])[0]
     assert default["SSEAlgorithm"] == "AES256"
 
 

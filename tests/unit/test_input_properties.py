@@ -716,7 +716,7 @@ def test_a_missing_ca_bundle_is_refused(tmp_path):
     bundle = tmp_path / "ca.pem"
     bundle.write_text("")
     glue.region_of(module_with("us-east-1", aws_ca_bundle=str(bundle), endpoint_url="https://localhost:4566",
-                                 aws_config={"connect_timeout": 5}))
+                               aws_config={"connect_timeout": 5}))
 
 
 # -- ansible's argument spec: types, choices, unknown options --------------------------------------------------

@@ -70,7 +70,6 @@ MAX_RACK_USER_TAGS_WITH_BOUNDARY = MAX_RACK_USER_TAGS - 1
 MAX_APP_USER_TAGS = 50 - 4
 
 
-
 # Parameters recorded on the rack (in its bucket's tags) and how to read them back.
 PARAMETER_KINDS = {
     "instance_type": str,

@@ -106,9 +106,10 @@ def ensure(run):
     key_id, arn = key["KeyId"], key["Arn"]
     if key.get("KeyState") == "PendingDeletion":
         # A purge scheduled its deletion, and a later install found it by its alias: bring it back.
-        plan.change("kms_key", alias, "update", lambda: (kms("cancel_key_deletion", KeyId=key_id),
-                                                          kms("enable_key", KeyId=key_id)),
-                    detail={"deletion": "cancelled"})
+        def bring_back():
+            kms("cancel_key_deletion", KeyId=key_id)
+            kms("enable_key", KeyId=key_id)
+        plan.change("kms_key", alias, "update", bring_back, detail={"deletion": "cancelled"})
         key = dict(key, rotation=None, policy=None)
     elif key.get("KeyState") == "Disabled":
         plan.change("kms_key", alias, "update", lambda: kms("enable_key", KeyId=key_id), detail={"enabled": True})
