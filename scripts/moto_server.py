@@ -23,10 +23,16 @@ makes. Each fix names the bug; none changes what AWS would answer (4 answers as 
    deletes "the rack's" NAT gateways) acts on other racks' gateways there and nowhere else. AWS
    applies them (EC2 API Reference, DescribeNatGateways: "tag:<key> - The key/value combination of
    a tag assigned to the resource"). The fix applies them as moto does for other EC2 resources.
-
 5. Not a bug: the local AWS stands for an account whose regional quotas (VPCs, internet gateways,
    elastic IPs) were raised to 100, as one test session installs many racks in one account; moto
    reports AWS's defaults (5) without enforcing them. See the comment at the fix.
+6. moto 5.2.5 does not implement CloudWatch Logs' AssociateKmsKey (it answers that the action is
+   not implemented), though it keeps a log group's kmsKeyId given to CreateLogGroup and shows it in
+   DescribeLogGroups. AWS associates the key with the existing group (CloudWatch Logs API reference,
+   AssociateKmsKey). The fix sets the group's key as CreateLogGroup does.
+7. moto 5.2.5 does not implement ECS's UpdateClusterSettings (500), though it keeps the settings of
+   CreateCluster and UpdateCluster and shows them with DescribeClusters include=SETTINGS. AWS sets
+   each named setting, keeping the others (ECS API reference, UpdateClusterSettings). The fix does so.
 
 Besides these fixes, scripts/realism.py adds a realism mode (off unless switched on, see there):
 AWS's time (NAT gateways pending, load balancers provisioning, ...) and its transient refusals.
@@ -43,6 +49,9 @@ from moto.core.types import Base64EncodedString
 from moto.ec2.models import launch_templates as _launch_templates
 from moto.ec2.models import nat_gateways as _nat_gateways
 from moto.ec2.utils import is_tag_filter, tag_filter_matches
+from moto.ecs import responses as _ecs_responses
+from moto.logs import exceptions as _logs_exceptions
+from moto.logs import responses as _logs_responses
 from moto.s3 import models as _s3_models
 
 # scripts/realism.py, beside this file (also when this file is run by runpy, as bench/ does)
@@ -138,6 +147,29 @@ def _raised_account_attributes(self):
 
 
 _account_attributes.AccountAttributes.describe_account_attributes = _raised_account_attributes
+
+
+def _associate_kms_key(self):
+    name = self._get_param("logGroupName")
+    group = self.logs_backend.groups.get(name)
+    if group is None:
+        raise _logs_exceptions.ResourceNotFoundException()
+    group.kms_key_id = self._get_param("kmsKeyId")
+    return ""
+
+
+_logs_responses.LogsResponse.associate_kms_key = _associate_kms_key
+
+
+def _update_cluster_settings(self):
+    cluster = self.ecs_backend._get_cluster(self._get_param("cluster"))
+    settings = {s["name"]: s for s in cluster.settings or []}
+    settings.update({s["name"]: s for s in self._get_param("settings") or []})
+    cluster.settings = list(settings.values())
+    return _ecs_responses.ActionResult({"cluster": cluster})
+
+
+_ecs_responses.EC2ContainerServiceResponse.update_cluster_settings = _update_cluster_settings
 
 
 if __name__ == "__main__":

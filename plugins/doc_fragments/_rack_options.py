@@ -106,6 +106,26 @@ options:
         records none, or V(""), leaves the role's boundary as it is (and V("") stops recording it); the
         collection never removes a boundary.
     type: str
+  kms_key:
+    description:
+      - ARN of a KMS key of yours to encrypt the rack with (its and its apps' log groups, its apps' buckets
+        (SSE-KMS with an S3 Bucket Key) and its instances' EBS volumes). No key is created then.
+      - Unset (or V("")), the rack creates its own key, alias C(alias/convox/<name>), with rotation on and a key
+        policy that lets the account administer it, CloudWatch Logs use it for the rack's log groups only, and
+        Auto Scaling's service-linked role use it for the instances' volumes. Uninstall with O(purge_data)
+        schedules its deletion (30 days) and deletes its alias; without O(purge_data) it is kept and named in
+        RV(kept_keys).
+      - A key ARN (not an alias) of the rack's region and partition. Your key's policy must allow what the
+        rack's own key policy allows (see C(docs/security.md)).
+      - Recorded on the rack (C(convox:kms_key)), so later runs that leave it unset keep it.
+    type: str
+  container_insights:
+    description:
+      - ECS Container Insights on the rack's cluster (cluster setting C(containerInsights)), that is CPU, memory,
+        network and storage metrics of its instances, services and tasks, in CloudWatch, charged as custom
+        metrics and logs.
+      - Unset keeps the rack's recorded setting, else V(true). Changed in place on an existing cluster.
+    type: bool
   tags:
     description:
       - Tags added to every resource of the rack that AWS lets one tag, on top of the collection's
@@ -113,7 +133,8 @@ options:
         in any case).
       - As AWS takes tags on every resource of a rack, keys of 1 to 128 characters and values of at
         most 256, of letters, digits, spaces and C(_.:/=+-@) only; keys that differ only in case
-        are refused (IAM roles take them as one); at most 36 tags (35 with O(permissions_boundary)).
+        are refused (IAM roles take them as one); at most 35 tags (one fewer with O(permissions_boundary),
+        one fewer with O(kms_key)).
         Values are data, never templates.
       - Unset leaves the rack's tags alone.
     type: dict

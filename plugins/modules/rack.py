@@ -141,6 +141,11 @@ rack:
     log_group:
       description: The rack's CloudWatch log group.
       type: str
+    kms_key:
+      description: >-
+        ARN of the KMS key the rack encrypts its log groups, apps' buckets and volumes with: O(kms_key), or the
+        rack's own (alias C(alias/convox/<name>)).
+      type: str
     tags:
       description: The user's tags on the rack's resources.
       type: dict
@@ -157,6 +162,13 @@ rack:
       elements: str
 kept_buckets:
   description: Buckets kept by an uninstall because they hold objects and O(purge_data) was not set.
+  returned: when O(state=absent)
+  type: list
+  elements: str
+kept_keys:
+  description: >-
+    The rack's own KMS key (ARN) kept by an uninstall without O(purge_data), since what it encrypted may be kept
+    too; with O(purge_data) its deletion is scheduled (30 days) and its alias deleted.
   returned: when O(state=absent)
   type: list
   elements: str

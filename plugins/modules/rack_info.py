@@ -115,6 +115,11 @@ racks:
     log_group:
       description: The rack's log group.
       type: str
+    kms_key:
+      description: >-
+        ARN of the KMS key the rack encrypts with (its own, found by its alias C(alias/convox/<name>), or
+        O(convox.rack.rack#module:kms_key)).
+      type: str
     tags:
       description: The user's tags.
       type: dict

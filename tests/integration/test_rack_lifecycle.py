@@ -146,7 +146,9 @@ def test_rerun_changes_nothing_and_writes_nothing(installed, runner, local_aws):
     assert again["rack"]["status"] == "running"
     # Only reads: the module counts its calls, and the server saw no more than that.
     assert calls == again["aws_calls"]
-    assert again["aws_calls"] <= 35
+    # 35 before the rack's KMS key, whose reading takes 4 (DescribeKey, ListResourceTags,
+    # GetKeyRotationStatus, GetKeyPolicy).
+    assert again["aws_calls"] <= 39
 
 
 def test_update_instance_count_changes_just_that(installed, runner, local_aws):

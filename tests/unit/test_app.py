@@ -195,6 +195,11 @@ def queue_missing_app(stubbed):
                   params={"repositoryNames": [NAMES.repository]})
 
 
+def queue_no_rack_key(stubbed):
+    """The rack has no key of its own (a rack converged before keys): the app keeps SSE-S3."""
+    stubbed.error("kms", "describe_key", "NotFoundException", params={"KeyId": "alias/convox/%s" % RACK})
+
+
 def rack_policy(with_logs=True):
     doc = D.tls_only_bucket_policy("aws", RACK_BUCKET)
     if with_logs:
@@ -231,6 +236,7 @@ def test_converged_app_is_read_and_left_alone(stubbed):
     queue_identity(stubbed)
     queue_rack(stubbed)
     queue_existing_app(stubbed)
+    queue_no_rack_key(stubbed)
     stubbed.ok("s3", "get_bucket_policy", {"Policy": rack_policy()}, {"Bucket": RACK_BUCKET})
     queue_hardened_bucket(stubbed)
     result = service(stubbed).present()
@@ -244,6 +250,7 @@ def test_new_app_is_created_registration_first(stubbed):
     queue_identity(stubbed)
     queue_rack(stubbed, rack_tags(**{"convox:log_retention": "30"}))
     queue_missing_app(stubbed)
+    queue_no_rack_key(stubbed)
     stubbed.ok("logs", "create_log_group", {}, {"logGroupName": NAMES.log_group, "tags": TAGS})
     stubbed.ok("logs", "put_retention_policy", {}, {"logGroupName": NAMES.log_group, "retentionInDays": 30})
     stubbed.ok("s3", "get_bucket_policy", {"Policy": rack_policy(with_logs=False)}, {"Bucket": RACK_BUCKET})
@@ -272,6 +279,7 @@ def test_check_mode_reads_and_plans_without_writing(stubbed):
     queue_identity(stubbed)
     queue_rack(stubbed)
     queue_missing_app(stubbed)
+    queue_no_rack_key(stubbed)
     stubbed.ok("s3", "get_bucket_policy", {"Policy": rack_policy()}, {"Bucket": RACK_BUCKET})
     result = service(stubbed, check_mode=True, immutable_tags=True).present()
     stubbed.assert_all_used()
@@ -323,6 +331,7 @@ def test_aws_error_names_resource_code_and_request_id(stubbed):
     queue_identity(stubbed)
     queue_rack(stubbed)
     queue_missing_app(stubbed)
+    queue_no_rack_key(stubbed)
     stubbed.ok("logs", "create_log_group", {})
     stubbed.error("logs", "put_retention_policy", "AccessDeniedException", message="not allowed",
                   request_id="req-logs-42")
@@ -338,6 +347,7 @@ def test_drifted_app_is_converged_setting_by_setting(stubbed):
     queue_identity(stubbed)
     queue_rack(stubbed)
     queue_existing_app(stubbed, tags={"team": "a"}, retention=14, mutability="IMMUTABLE")
+    queue_no_rack_key(stubbed)
     stubbed.ok("s3", "get_bucket_policy", {"Policy": rack_policy()}, {"Bucket": RACK_BUCKET})
     b = {"Bucket": NAMES.bucket}
     stubbed.error("s3", "get_public_access_block", "NoSuchPublicAccessBlockConfiguration", status=404, params=b)

@@ -264,3 +264,56 @@ def test_lifecycle_key_sees_a_changed_retention_or_missing_rule():
     assert D.lifecycle_key(D.lifecycle_rules(30)) != D.lifecycle_key(D.lifecycle_rules(7))
     assert D.lifecycle_key(D.lifecycle_rules(7)[:1]) != D.lifecycle_key(D.lifecycle_rules(7))
     assert D.lifecycle_key(None) == []
+
+
+# -- the rack's KMS key (issue 14) -----------------------------------------------------------------------------------
+def test_the_key_policy_grants_only_the_services_that_use_the_key():
+    """CloudWatch Logs user guide, "Encrypt log data in CloudWatch Logs using AWS KMS" (the logs principal
+    of the region, scoped by kms:EncryptionContext:aws:logs:arn); Auto Scaling user guide, "Required AWS
+    KMS key policy for use with encrypted volumes" (its service-linked role, grants for AWS resources)."""
+    policy = D.kms_key_policy("aws-cn", "cn-north-1", "123456789012", "/convox/prod")
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert set(by_sid) == {"AccountAdministers", "CloudWatchLogsOfTheRack", "AutoScalingVolumes",
+                           "AutoScalingVolumeGrants"}
+    assert by_sid["AccountAdministers"]["Principal"] == {"AWS": "arn:aws-cn:iam::123456789012:root"}
+    logs = by_sid["CloudWatchLogsOfTheRack"]
+    assert logs["Principal"] == {"Service": "logs.cn-north-1.amazonaws.com"}
+    assert logs["Condition"] == {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [
+        "arn:aws-cn:logs:cn-north-1:123456789012:log-group:/convox/prod",
+        "arn:aws-cn:logs:cn-north-1:123456789012:log-group:/convox/prod/*"]}}
+    assert "kms:CreateGrant" not in logs["Action"] and "kms:*" not in logs["Action"]
+    role = "arn:aws-cn:iam::123456789012:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+    assert by_sid["AutoScalingVolumes"]["Principal"] == {"AWS": role}
+    assert "kms:CreateGrant" not in by_sid["AutoScalingVolumes"]["Action"]
+    grants = by_sid["AutoScalingVolumeGrants"]
+    assert grants["Action"] == "kms:CreateGrant"
+    assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    # Only the account itself is given every action.
+    assert [s["Sid"] for s in policy["Statement"] if s["Action"] == "kms:*"] == ["AccountAdministers"]
+
+
+def test_another_racks_log_groups_are_outside_the_logs_statement():
+    cond = D.kms_key_policy("aws", "us-east-1", "1" * 12, "/convox/prod")["Statement"][1]["Condition"]
+    patterns = cond["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    arn = "arn:aws:logs:us-east-1:111111111111:log-group:"
+    assert any(fnmatch.fnmatchcase(arn + "/convox/prod/apps/web", p) for p in patterns)
+    assert not any(fnmatch.fnmatchcase(arn + "/convox/production", p) for p in patterns)
+    assert not any(fnmatch.fnmatchcase(arn + "/convox/other", p) for p in patterns)
+
+
+def test_buckets_encrypt_with_the_key_and_a_bucket_key():
+    arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert D.kms_encryption(arn) == {"Rules": [{"ApplyServerSideEncryptionByDefault": {
+        "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": arn}, "BucketKeyEnabled": True}]}
+    assert D.kms_alias("prod") == "alias/convox/prod"
+
+
+def test_volumes_name_the_key_and_a_new_key_is_a_new_template_version():
+    arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    args = ("ami-12345678", "t3.small", "arn:profile", "sg-1", "convox-prod", {"Rack": "prod"})
+    with_key = D.launch_template_data(*args, kms_key=arn)
+    ebs = with_key["BlockDeviceMappings"][0]["Ebs"]
+    assert ebs["Encrypted"] is True and ebs["KmsKeyId"] == arn
+    assert "KmsKeyId" not in D.launch_template_data(*args)["BlockDeviceMappings"][0]["Ebs"]
+    assert D.launch_template_key(with_key) != D.launch_template_key(D.launch_template_data(*args))
+    assert D.launch_template_key(with_key) == D.launch_template_key(D.launch_template_data(*args, kms_key=arn))

@@ -136,7 +136,7 @@ def test_calls_do_not_grow_with_racks(world):
     duplicated = ["ec2:describe_internet_gateways", "ec2:describe_subnets"]
     assert sorted(east + duplicated) == sorted(west + ["ec2:describe_nat_gateways"])
     assert west == ["autoscaling:describe_auto_scaling_groups"] + duplicated + [
-        "ecs:describe_capacity_providers", "ecs:describe_clusters", "elbv2:describe_load_balancers",
+        "ecs:describe_capacity_providers", "ecs:describe_clusters", "elbv2:describe_load_balancers", "kms:list_aliases",
         "logs:describe_log_groups", "resourcegroupstaggingapi:get_resources"]
     assert [c for c in awss[EAST].calls if c.startswith("iam:")] == ["iam:list_instance_profiles"]
 

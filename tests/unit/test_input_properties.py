@@ -530,6 +530,31 @@ def near_miss_boundaries(draw):
 invalid_boundaries = st.one_of(anything.filter(bool), near_miss_boundaries()).filter(lambda s: not boundary_ok(s))
 
 
+# A KMS key ARN: anything else, and near misses of a good one (an alias, another service, a short id).
+GOOD_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+invalid_kms_keys = st.one_of(
+    anything.filter(bool),
+    st.sampled_from([GOOD_KEY.replace("key/", "alias/"), GOOD_KEY.replace(":kms:", ":iam:"), GOOD_KEY[:-1],
+                     GOOD_KEY + "0", GOOD_KEY.replace("123456789012", "12345"), "alias/convox/prod",
+                     "1234abcd-12ab-34cd-56ef-1234567890ab", GOOD_KEY.upper()]),
+).filter(lambda s: not (isinstance(s, str) and P.KMS_KEY_ARN_RE.match(s)))
+
+
+@props(100)
+@given(invalid_kms_keys)
+def test_invalid_kms_keys_are_refused(arn):
+    assert_names(refusal(P.validate_request, rack_request(kms_key=arn)), "kms_key", "must be the ARN of a KMS key")
+
+
+def test_kms_key_of_another_region_or_partition_is_refused():
+    P.check_kms_key(GOOD_KEY, "aws", "us-east-1")
+    P.check_kms_key("", "aws", "us-east-1")
+    for partition, region in (("aws", "eu-west-1"), ("aws-cn", "us-east-1")):
+        with pytest.raises(ValidationError) as e:
+            P.check_kms_key(GOOD_KEY, partition, region)
+        assert e.value.field == "kms_key" and "region" in str(e.value)
+
+
 @props(200)
 @given(invalid_boundaries)
 def test_invalid_permissions_boundaries_are_refused(arn):
@@ -546,10 +571,10 @@ def test_valid_permissions_boundaries_are_accepted(arn):
 
 def test_a_permissions_boundary_takes_one_tag_of_the_users():
     arn = "arn:aws:iam::123456789012:policy/convox-rack-instance-boundary"
-    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(35)}, permissions_boundary=arn))
-    assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(36)},
-                                                          permissions_boundary=arn)), "tags", "at most 35 fit")
-    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(36)}))
+    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(34)}, permissions_boundary=arn))
+    assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(35)},
+                                                          permissions_boundary=arn)), "tags", "at most 34 fit")
+    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(35)}))
 
 
 # -- tags (rack and app) -----------------------------------------------------------------------------------------
@@ -582,15 +607,23 @@ def test_valid_tags_are_accepted_and_kept_verbatim(data):
 
 
 def test_tag_limits_are_aws_limits():
-    """The oracle's own edges: 128/256 characters (a character outside the BMP counts two), 36 tags
-    on a rack and 46 on an app (50 a resource, less the collection's)."""
+    """The oracle's own edges: 128/256 characters (a character outside the BMP counts two), 35 tags
+    on a rack (one fewer with each of permissions_boundary and kms_key) and 46 on an app (50 a resource,
+    less the collection's)."""
     P.validate_request(rack_request(tags={"k" * 128: "v" * 256}))
     P.validate_request(rack_request(tags={"k" * 126 + "\U0001d400": "v"}))
     assert_names(refusal(P.validate_request, rack_request(tags={"k" * 127 + "\U0001d400": "v"})), "tags",
                  "keys must be 1 to 128 characters")
-    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(36)}))
-    assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(37)})), "tags",
-                 "has 37 tags; at most 36 fit")
+    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(35)}))
+    assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(36)})), "tags",
+                 "has 36 tags; at most 35 fit")
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    boundary = "arn:aws:iam::123456789012:policy/convox-rack-instance-boundary"
+    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(33)}, kms_key=key,
+                                    permissions_boundary=boundary))
+    assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(34)}, kms_key=key,
+                                                          permissions_boundary=boundary)),
+                 "tags", "has 34 tags; at most 33 fit")
     P.validate_app_request(app_request(tags={"k%d" % i: "v" for i in range(46)}))
     assert_names(refusal(P.validate_app_request, app_request(tags={"k%d" % i: "v" for i in range(47)})),
                  "tags", "has 47 tags; at most 46 fit")
@@ -683,7 +716,7 @@ def test_a_missing_ca_bundle_is_refused(tmp_path):
     bundle = tmp_path / "ca.pem"
     bundle.write_text("")
     glue.region_of(module_with("us-east-1", aws_ca_bundle=str(bundle), endpoint_url="https://localhost:4566",
-                                 aws_config={"connect_timeout": 5}))
+                               aws_config={"connect_timeout": 5}))
 
 
 # -- ansible's argument spec: types, choices, unknown options --------------------------------------------------
@@ -819,7 +852,8 @@ INVALID = {
                  instance_type=invalid_instance_types, instance_count=st.one_of(invalid_counts, invalid_ints),
                  private=invalid_bools, high_availability=invalid_bools, vpc_cidr=invalid_cidrs,
                  internal_only=invalid_bools, log_retention=st.one_of(invalid_retention, invalid_ints),
-                 image_id=invalid_images, permissions_boundary=invalid_boundaries, tags=st.one_of(invalid_tags(P.MAX_RACK_USER_TAGS), invalid_dicts),
+                 image_id=invalid_images, permissions_boundary=invalid_boundaries,
+                 kms_key=invalid_kms_keys, container_insights=invalid_bools, tags=st.one_of(invalid_tags(P.MAX_RACK_USER_TAGS), invalid_dicts),
                  resource_tags=invalid_tags(P.MAX_RACK_USER_TAGS), purge_tags=invalid_bools, wait=invalid_bools,
                  wait_timeout=st.one_of(invalid_waits, invalid_ints), force=invalid_bools, purge_data=invalid_bools,
                  create=invalid_bools),

@@ -217,7 +217,9 @@ def test_without_high_availability_the_default_is_one_instance():
 def test_unset_options_keep_what_the_rack_records():
     recorded = {"instance_type": "m5.large", "instance_count": 5, "private": True, "high_availability": True,
                 "vpc_cidr": "10.1.0.0/16", "internal_only": True, "log_retention": 30, "image_id": "ami-12345678",
-                "permissions_boundary": "arn:aws:iam::123456789012:policy/convox-rack-instance-boundary"}
+                "permissions_boundary": "arn:aws:iam::123456789012:policy/convox-rack-instance-boundary",
+                "kms_key": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "container_insights": False}
     out = effective_parameters(request(instance_type="c5.large"), recorded)
     assert out == dict(recorded, instance_type="c5.large")
 
@@ -240,7 +242,7 @@ def test_given_false_overrides_recorded_true():
 
 RECORDED = {"instance_type": "t3.small", "instance_count": 3, "private": False, "high_availability": True,
             "vpc_cidr": "10.0.0.0/16", "internal_only": False, "log_retention": 7, "image_id": "",
-            "permissions_boundary": ""}
+            "permissions_boundary": "", "kms_key": "", "container_insights": True}
 
 
 def wanted(recorded=None, **kw):
@@ -289,7 +291,9 @@ S3_TAG_VALUE = re.compile(r"^[\w\s+=.:/@-]{0,256}$")
     dict(DEFAULTS, instance_count=3),
     dict(RECORDED, instance_type="m6gd.16xlarge", private=True, vpc_cidr="172.16.0.0/20", internal_only=True,
          log_retention=3653, image_id="ami-0123456789abcdef0", high_availability=False, instance_count=1,
-         permissions_boundary="arn:aws-us-gov:iam::123456789012:policy/convox/boundaries/convox-rack+v2@ops=1.x_y-z"),
+         permissions_boundary="arn:aws-us-gov:iam::123456789012:policy/convox/boundaries/convox-rack+v2@ops=1.x_y-z",
+         kms_key="arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+         container_insights=False),
 ])
 def test_parameters_round_trip_through_bucket_tags(params):
     tags = parameters_to_tags(params)

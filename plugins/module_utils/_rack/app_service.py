@@ -54,6 +54,7 @@ class AppService(LockedService):
             # Unset: the rack's retention, as recorded now.
             "log_retention": p.get("log_retention") or rack_parameters.get("log_retention", DEFAULTS["log_retention"]),
             "immutable_tags": bool(p.get("immutable_tags")),
+            "kms_key": rack_parameters.get("kms_key"),   # the user's key the rack records, if any
             "tags": merge_user_tags(before_tags, p.get("tags"), p.get("purge_tags", True)),
         }
         run.tags = apps.app_tags(run.names.rack, run.names.app, wanted["tags"])

@@ -19,7 +19,7 @@ from . import desired as D
 from .context import Run
 from .errors import RackError
 from .naming import ACCESS_LOGS_PREFIX, AppNames, system_tags
-from .parts import logs, registry, storage
+from .parts import kms, logs, registry, storage
 from .record import parameters_from_tags, recorded_status, status_current
 from .state import AppState
 from .tags import confirm, is_ours
@@ -74,15 +74,19 @@ def bucket_spec(run):
         names.bucket, run.region, run.tags, D.app_lifecycle_rules(),
         "noncurrent versions expire after %d days" % D.NONCURRENT_VERSION_DAYS,
         D.tls_only_bucket_policy(run.identity.partition, names.bucket), "TLS only",
-        logging=D.logging_config(names), sync_tags=True)
+        logging=D.logging_config(names), sync_tags=True, kms_key=run.out.get("kms_key"))
 
 
 def converge(run, wanted):
     """Log group (the registration) first, the rack bucket's consent to its logs, the bucket, the
     repository; returns the repository's URI."""
     names, state, ident = run.names, run.state, run.identity
+    # The rack's key: the user's (recorded kms_key), else the rack's own (found by its alias); a rack
+    # converged before it had one leaves its apps as they were until the rack is converged again.
+    key = wanted.get("kms_key") or kms.find_arn(run.aws, names.rack_names)
+    run.out["kms_key"] = key
     logs.ensure(run.aws, run.plan, names.log_group, state.log_group, state.log_group_tags, wanted["log_retention"],
-                run.tags)
+                run.tags, kms_key=key)
     # The rack module writes the same statement; this adds it (keeping every other statement) to a
     # rack converged before it did, so that the app's logs are delivered either way.
     storage.ensure_policy_statement(

@@ -161,7 +161,10 @@ def user_data(cluster):
     return base64.b64encode(script.encode()).decode()
 
 
-def launch_template_data(image_id, instance_type, profile_arn, security_group_id, cluster, tags):
+def launch_template_data(image_id, instance_type, profile_arn, security_group_id, cluster, tags, kms_key=None):
+    ebs = {"VolumeSize": ROOT_VOLUME_GIB, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}
+    if kms_key:
+        ebs["KmsKeyId"] = kms_key   # the rack's key; without it EC2 uses the account's aws/ebs key
     return {
         "ImageId": image_id,
         "InstanceType": instance_type,
@@ -171,7 +174,7 @@ def launch_template_data(image_id, instance_type, profile_arn, security_group_id
         "BlockDeviceMappings": [
             {
                 "DeviceName": ROOT_DEVICE,
-                "Ebs": {"VolumeSize": ROOT_VOLUME_GIB, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True},
+                "Ebs": ebs,
             }
         ],
         "UserData": user_data(cluster),
@@ -188,7 +191,8 @@ def launch_template_key(data):
     bdm = []
     for m in data.get("BlockDeviceMappings") or []:
         ebs = m.get("Ebs") or {}
-        bdm.append((m.get("DeviceName"), ebs.get("VolumeSize"), ebs.get("VolumeType"), bool(ebs.get("Encrypted"))))
+        bdm.append((m.get("DeviceName"), ebs.get("VolumeSize"), ebs.get("VolumeType"), bool(ebs.get("Encrypted")),
+                    ebs.get("KmsKeyId")))
     vol_tags = []
     for spec in data.get("TagSpecifications") or []:
         if spec.get("ResourceType") == "volume":
@@ -336,3 +340,50 @@ def app_lifecycle_rules():
 
 def logging_config(names):
     return {"TargetBucket": names.rack_bucket, "TargetPrefix": names.access_logs_prefix}
+
+
+# -- the rack's KMS key (parts/kms.py) ------------------------------------------------------------------------------
+# The service-linked role Auto Scaling launches instances with: it creates their encrypted EBS
+# volumes, so the key policy must let it use the key and create grants for the volumes (AWS Auto
+# Scaling user guide, "Required AWS KMS key policy for use with encrypted volumes").
+AUTOSCALING_SERVICE_ROLE = "aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+
+
+def kms_alias(rack):
+    return "alias/convox/%s" % rack
+
+
+def kms_key_policy(partition, region, account, log_group):
+    """The rack key's policy: the account administers it (and IAM policies of the account may grant
+    its use, which is how the operator writes the apps' SSE-KMS buckets: S3 uses the key on behalf of
+    whoever writes the object); CloudWatch Logs uses it only for the rack's log groups and its apps'
+    (encryption context aws:logs:arn: CloudWatch Logs user guide, "Encrypt log data in CloudWatch
+    Logs using AWS KMS", step 2); Auto Scaling's service-linked role for the instances' volumes."""
+    root = "arn:%s:iam::%s:root" % (partition, account)
+    asg_role = "arn:%s:iam::%s:role/%s" % (partition, account, AUTOSCALING_SERVICE_ROLE)
+    group_arn = "arn:%s:logs:%s:%s:log-group:%s" % (partition, region, account, log_group)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*",
+             "Resource": "*"},
+            {"Sid": "CloudWatchLogsOfTheRack", "Effect": "Allow",
+             "Principal": {"Service": "logs.%s.amazonaws.com" % region},
+             "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+             "Resource": "*",
+             "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [group_arn, group_arn + "/*"]}}},
+            {"Sid": "AutoScalingVolumes", "Effect": "Allow", "Principal": {"AWS": asg_role},
+             "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+             "Resource": "*"},
+            {"Sid": "AutoScalingVolumeGrants", "Effect": "Allow", "Principal": {"AWS": asg_role},
+             "Action": "kms:CreateGrant", "Resource": "*",
+             "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
+        ],
+    }
+
+
+def kms_encryption(key_arn):
+    """Default encryption of a bucket with the rack's key: SSE-KMS with an S3 Bucket Key (fewer KMS
+    requests, hence cost: S3 user guide, "Reducing the cost of SSE-KMS with Amazon S3 Bucket Keys")."""
+    return {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+                       "BucketKeyEnabled": True}]}

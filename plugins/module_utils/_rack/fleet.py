@@ -169,6 +169,18 @@ def read_log_groups(aws, region):
     return {"own": own, "apps": apps}
 
 
+def read_kms_aliases(aws, region):
+    """Each rack's own key, by its alias alias/convox/<rack>: {rack: {"Arn"}} (one paginated call)."""
+    found = aws.paginate("kms", "list_aliases", "KMS aliases in %s" % region)
+    out = {}
+    for alias in found.get("Aliases", []):
+        parts = alias.get("AliasName", "").split("/")
+        if len(parts) == 3 and parts[1] == SYSTEM and alias.get("TargetKeyId"):
+            prefix = alias["AliasArn"].split(":alias/")[0]
+            out[parts[2]] = {"Arn": "%s:key/%s" % (prefix, alias["TargetKeyId"]), "KeyId": alias["TargetKeyId"]}
+    return out
+
+
 def _read_ecs(aws, region, names, what):
     """ECS clusters or capacity providers by derived name, 100 a call: {rack: description}.
     INACTIVE ones, deleted ones, and clusters not tagged as the rack's are left out."""
@@ -253,6 +265,7 @@ def assemble(rack, region, account, reads, unread=False):
     # Not read in a region-wide listing: the load balancer stands for its listener.
     state.listeners = [NOT_READ] if state.load_balancer else []
     state.log_group = reads["log_groups"]["own"].get(rack)
+    state.kms_key = reads["kms_aliases"].get(rack)   # found by its alias (the full read confirms its tags)
     state.apps = sorted(reads["log_groups"]["apps"].get(rack, []))
     if unresolved:
         unresolved = "vpc (%d VPCs tagged as this rack's hold its subnets)" % len(vpcs)
@@ -300,7 +313,8 @@ class RegionRead:
     bucket is gone or kept by an uninstall."""
 
     READS = (("resourcegroupstaggingapi", "tagged"), ("autoscaling", "autoscaling_groups"), ("logs", "log_groups"),
-             ("elbv2", "load_balancers"), ("ecs", "clusters"), ("ecs", "capacity_providers"), (None, "nat_gateways"))
+             ("elbv2", "load_balancers"), ("ecs", "clusters"), ("ecs", "capacity_providers"),
+             ("kms", "kms_aliases"), (None, "nat_gateways"))
 
     def __init__(self, pool, aws, region, account, iam_future, name=None):
         self.aws = aws
@@ -319,6 +333,7 @@ class RegionRead:
             "capacity_providers": lambda: read_capacity_providers(aws, region, self._names()),
             "load_balancers": lambda: read_load_balancers(aws, region),
             "log_groups": lambda: read_log_groups(aws, region),
+            "kms_aliases": lambda: read_kms_aliases(aws, region),
         }
         for service, key in self.READS:
             if service:
@@ -409,7 +424,7 @@ class RegionRead:
 # What a read that failed leaves behind (the racks' status is then unknown).
 FAILED_READ = {
     "nat_gateways": {}, "autoscaling_groups": {}, "load_balancers": {}, "clusters": {}, "capacity_providers": {},
-    "log_groups": {"own": {}, "apps": {}}, "iam": {"roles": {}, "profiles": {}},
+    "log_groups": {"own": {}, "apps": {}}, "iam": {"roles": {}, "profiles": {}}, "kms_aliases": {},
 }
 
 

@@ -9,7 +9,7 @@ need exist. In check mode a resource still to be created is CHECK_MODE_ID to its
 from __future__ import annotations
 
 from . import desired as D
-from .parts import cluster, compute, duplicates, entry, firewall, identity, logs, nat, network, quotas, storage
+from .parts import cluster, compute, duplicates, entry, firewall, identity, kms, logs, nat, network, quotas, storage
 from .plan import CHECK_MODE_ID
 from .record import record_tags
 
@@ -18,9 +18,10 @@ def converge(run):
     """Every part of the rack, in the order AWS needs them; returns run.out (ids for the result)."""
     w = run.wanted
     quotas.check(run)
+    key = kms.ensure(run)
     storage.ensure(run.aws, run.plan, rack_bucket(run), run.state.bucket)
     logs.ensure(run.aws, run.plan, run.names.log_group, run.state.log_group, run.state.log_group_tags,
-                w["log_retention"], run.tags)
+                w["log_retention"], run.tags, kms_key=key)
     profile_arn = identity.ensure(run)
     vpc_id = network.ensure_vpc(run)
     igw_id = network.ensure_internet_gateway(run, vpc_id)
@@ -38,7 +39,7 @@ def converge(run):
         network.ensure_private_routes(run, vpc_id, nats, private)
     duplicates.remove_extras(run)
     run.out.update(vpc_id=vpc_id, public_subnet_ids=public, private_subnet_ids=private, bucket=run.names.bucket,
-                   log_group=run.names.log_group)
+                   log_group=run.names.log_group, kms_key=key)
     return run.out
 
 

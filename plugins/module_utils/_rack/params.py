@@ -36,6 +36,11 @@ MAX_INSTANCE_COUNT = 5000
 # The longest wait_timeout: a day.
 MAX_WAIT_TIMEOUT = 86400
 IMAGE_ID_RE = re.compile(r"^ami-[0-9a-f]{8,17}\Z")
+# A KMS key's ARN (CloudWatch Logs' kmsKeyId takes a key ARN only, not an alias: AssociateKmsKey API
+# reference); the key id a UUID or a multi-Region key's mrk-<32 hex>.
+KMS_KEY_ARN_RE = re.compile(
+    r"^arn:(?P<partition>aws(?:-[a-z]+)*):kms:(?P<region>[a-z0-9-]{1,63}):(?P<account>[0-9]{12}):key/"
+    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})\Z")
 # The ARN of an IAM managed policy: a customer managed policy of an account (12 digits) or an AWS
 # managed one (account "aws"), with an optional path. Names and path segments take IAM's characters
 # except the comma, which the rack's bucket tags (where the ARN is recorded) do not take.
@@ -52,17 +57,17 @@ UNUSABLE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
 
 # AWS's tag limits (IAM, CloudWatch Logs, ELB, ECS: the strictest of the services a rack tags):
 # keys of 1 to 128 characters, values of at most 256, both of letters, digits, spaces and
-# _ . : / = + - @ only; 50 tags a resource. The rack's bucket carries up to 14 tags of the
-# collection (System, Rack, Type, the parameters, version, status, lease), 15 with a
-# permissions boundary (convox:permissions_boundary), an app's 4.
+# _ . : / = + - @ only; 50 tags a resource. The rack's bucket carries up to 15 tags of the
+# collection (System, Rack, Type, the parameters, version, status, lease), one more for each of
+# the parameters recorded only when set: a permissions boundary (convox:permissions_boundary) and a
+# key of the user's (convox:kms_key); an app's 4.
 TAG_KEY_MAX = 128
 TAG_VALUE_MAX = 256
 TAG_PUNCTUATION = "_.:/=+-@"
-MAX_RACK_USER_TAGS = 50 - 14
+MAX_RACK_USER_TAGS = 50 - 15
 # One tag fewer for the user when the rack records a permissions boundary.
 MAX_RACK_USER_TAGS_WITH_BOUNDARY = MAX_RACK_USER_TAGS - 1
 MAX_APP_USER_TAGS = 50 - 4
-
 
 
 # Parameters recorded on the rack (in its bucket's tags) and how to read them back.
@@ -76,6 +81,8 @@ PARAMETER_KINDS = {
     "log_retention": int,
     "image_id": str,
     "permissions_boundary": str,
+    "kms_key": str,
+    "container_insights": bool,
 }
 
 DEFAULTS = {
@@ -87,6 +94,8 @@ DEFAULTS = {
     "log_retention": 7,
     "image_id": "",
     "permissions_boundary": "",
+    "kms_key": "",          # "": the rack's own key, alias/convox/<rack> (parts/kms.py)
+    "container_insights": True,
 }
 
 # Parameters that cannot change once the rack exists, and the message why.
@@ -236,13 +245,40 @@ def validate_request(params):
         raise ValidationError("image_id", "must be an AMI id such as ami-0123456789abcdef0 (got %s)"
                               % shown(params["image_id"]))
     validate_permissions_boundary(params.get("permissions_boundary"))
+    validate_kms_key(params.get("kms_key"))
     validate_wait_timeout(params.get("wait_timeout"))
-    validate_tags(params.get("tags"), limit=user_tag_limit(params.get("permissions_boundary")))
+    validate_tags(params.get("tags"), limit=user_tag_limit(params.get("permissions_boundary"), params.get("kms_key")))
 
 
-def user_tag_limit(boundary):
+def user_tag_limit(boundary, kms_key=None):
     """How many tags of the user's fit on the rack's bucket next to the collection's own."""
-    return MAX_RACK_USER_TAGS_WITH_BOUNDARY if boundary else MAX_RACK_USER_TAGS
+    return (MAX_RACK_USER_TAGS_WITH_BOUNDARY if boundary else MAX_RACK_USER_TAGS) - (1 if kms_key else 0)
+
+
+def validate_kms_key(arn):
+    """The ARN of a KMS key of the user's to encrypt with instead of the rack's own; empty or None: the
+    rack's own."""
+    if not arn:
+        return None
+    match = KMS_KEY_ARN_RE.match(arn) if isinstance(arn, str) else None
+    if not match:
+        raise ValidationError(
+            "kms_key", "must be the ARN of a KMS key, arn:<partition>:kms:<region>:<12-digit account id>:key/<key id>,"
+            " such as arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab (an alias is not"
+            " taken: CloudWatch Logs needs the key's ARN) (got %s)" % shown(arn))
+    return match
+
+
+def check_kms_key(arn, partition, region):
+    """Before any write: the key is in the rack's partition and region (S3, CloudWatch Logs and EBS use
+    a key of their own region only)."""
+    match = validate_kms_key(arn)
+    if not match:
+        return
+    if match.group("partition") != partition or match.group("region") != region:
+        raise ValidationError(
+            "kms_key", "must be a key of the rack's region %s (partition %s): S3, CloudWatch Logs and EBS encrypt"
+            " only with a key of their own region (got %s)" % (region, partition, shown(arn)))
 
 
 def validate_permissions_boundary(arn):

@@ -10,11 +10,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from .naming import RackNames
-from .parts import cluster, compute, duplicates, entry, firewall, identity, logs, nat, network, storage
+from .parts import cluster, compute, duplicates, entry, firewall, identity, kms, logs, nat, network, storage
 from .state import RackState
 
-READERS = (network.read, nat.read, firewall.read, identity.read, compute.read, cluster.read, entry.read, logs.read_rack)
-SERVICES = ("s3", "ec2", "iam", "autoscaling", "ecs", "elbv2", "logs")
+READERS = (network.read, nat.read, firewall.read, identity.read, compute.read, cluster.read, entry.read, logs.read_rack,
+           kms.read)
+SERVICES = ("s3", "ec2", "iam", "autoscaling", "ecs", "elbv2", "logs", "kms")
 
 
 def read_rack(aws, rack, region, identity):

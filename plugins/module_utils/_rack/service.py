@@ -15,8 +15,8 @@ from .context import Run
 from .errors import RackError, ValidationError
 from .lock import LockedService, locked_first
 from .naming import system_tags
-from .params import (check_immutable, check_permissions_boundary, effective_parameters, merge_user_tags,
-                     user_tag_limit)
+from .params import (check_immutable, check_kms_key, check_permissions_boundary, effective_parameters,
+                     merge_user_tags, user_tag_limit)
 from .parts import compute
 from .plan import CHECK_MODE_ID, Plan
 from .reading import read_rack
@@ -24,7 +24,7 @@ from .status import Outcome, decide, rack_dict
 from .version import COLLECTION_VERSION
 
 OUT_KEYS = ("vpc_id", "public_subnet_ids", "private_subnet_ids", "cluster_name", "autoscaling_group_name", "bucket",
-            "log_group", "load_balancer")
+            "log_group", "load_balancer", "kms_key")
 
 
 def serve(aws, region, params, check_mode):
@@ -86,12 +86,13 @@ class RackService(LockedService):
         wanted = effective_parameters(p, recorded)
         check_immutable(recorded, wanted)
         check_permissions_boundary(wanted["permissions_boundary"], self.identity.partition, self.identity.account)
+        check_kms_key(wanted["kms_key"], self.identity.partition, self.region)
         tags = merge_user_tags(state.user_tags, p.get("tags"), p.get("purge_tags", True))
-        limit = user_tag_limit(wanted["permissions_boundary"])
+        limit = user_tag_limit(wanted["permissions_boundary"], wanted["kms_key"])
         if len(tags) > limit:
             raise ValidationError(
                 "tags", "the rack would have %d tags of yours; at most %d fit next to the collection's own with a"
-                " permissions_boundary (AWS allows 50 a resource)" % (len(tags), limit))
+                " permissions_boundary or a kms_key (AWS allows 50 a resource)" % (len(tags), limit))
         return wanted, tags
 
     def _result_rack(self, run, tags, status):
@@ -124,14 +125,15 @@ class RackService(LockedService):
         kept = uninstall.teardown(run, p.get("force", False), p.get("purge_data", False))
         status, _missing = decide(state, Outcome("uninstall", plan.changed, self.check_mode))
         rack = rack_dict(state, self.region, status, [])
-        rack.update(kept_buckets=kept.buckets, kept_repositories=kept.repositories)
+        rack.update(kept_buckets=kept.buckets, kept_repositories=kept.repositories, kept_keys=kept.keys)
         return {
             "changed": plan.changed,
             "rack": rack,
             "kept_buckets": kept.buckets,
             "kept_repositories": kept.repositories,
+            "kept_keys": kept.keys,
             "plan": plan.changes,
             "aws_calls": len(self.aws.calls),
-            "diff": {"before": before, "after": {"exists": False, "kept_buckets": kept.buckets,
+            "diff": {"before": before, "after": {"exists": False, "kept_buckets": kept.buckets, "kept_keys": kept.keys,
                                                  "delete": plan.by_action("delete")}},
         }

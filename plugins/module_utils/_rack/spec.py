@@ -37,6 +37,8 @@ RACK_ARGUMENT_SPEC = dict(
     log_retention=dict(type="int"),
     image_id=dict(type="str"),
     permissions_boundary=dict(type="str"),
+    kms_key=dict(type="str", no_log=False),   # an ARN, not a secret
+    container_insights=dict(type="bool"),
     tags=dict(type="dict", aliases=["resource_tags"]),
     purge_tags=dict(type="bool", default=True),
     wait=dict(type="bool", default=True),

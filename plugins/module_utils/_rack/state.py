@@ -66,6 +66,7 @@ class RackState:
         self.log_group = None             # parts/logs.py: describe_log_groups item + "tag_arn"
         self.log_group_tags = {}
         self.apps = []                    # names of the rack's apps (their log groups)
+        self.kms_key = None               # parts/kms.py: describe_key of alias/convox/<rack> + tags, rotation, policy
 
     @property
     def tags(self):

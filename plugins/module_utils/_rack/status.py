@@ -41,6 +41,8 @@ def required_parts(state):
         "load_balancer": state.load_balancer is not None,
         "listener": bool(state.listeners),
         "log_group": state.log_group is not None,
+        # the rack's own key (alias/convox/<rack>), unless it records a key of the user's (kms_key)
+        "kms_key": state.kms_key is not None or bool(state.recorded_parameters.get("kms_key")),
     }
     if state.recorded_parameters.get("private"):
         parts["private_subnets"] = len(state.subnets_of("private")) >= 2
@@ -112,6 +114,7 @@ def rack_dict(state, region, status=None, missing=None, parameters=None):
         "load_balancer": {"arn": lb.get("LoadBalancerArn"), "dns_name": lb.get("DNSName")},
         "bucket": (state.bucket or {}).get("name"),
         "log_group": found(state.log_group).get("logGroupName"),
+        "kms_key": state.recorded_parameters.get("kms_key") or found(state.kms_key).get("Arn"),
         "tags": state.user_tags,
         "instances": instance_counts(state),
         "apps": list(state.apps),

@@ -14,7 +14,9 @@ tests/unit/test_teardown_order.py checks the order with botocore's Stubber):
 4. security groups (instances' first: it references the router's), route tables, subnets,
    internet gateway (detached first), VPC, and their duplicates;
 5. launch template, instance profile and role, log group;
-6. the bucket: deleted when empty, emptied first with purge_data, kept (and named) otherwise.
+6. the bucket: deleted when empty, emptied first with purge_data, kept (and named) otherwise;
+7. the rack's KMS key: with purge_data its alias deleted and its deletion scheduled (30 days),
+   kept (and named) otherwise: what it encrypted may be kept too.
 
 Every delete treats "not found" as done, so a second uninstall, or one after a half-built
 install, is safe. Deletes AWS refuses while a dependency drains are retried until wait_timeout."""
@@ -23,15 +25,16 @@ from __future__ import annotations
 
 from . import apps, record
 from .errors import RackError
-from .parts import cluster, compute, entry, firewall, identity, logs, nat, network, storage
+from .parts import cluster, compute, entry, firewall, identity, kms, logs, nat, network, storage
 
 
 class Kept:
-    """Buckets and repositories kept because they hold data (purge_data deletes them)."""
+    """Buckets, repositories and keys kept because they hold data (purge_data deletes them)."""
 
     def __init__(self):
         self.buckets = []
         self.repositories = []
+        self.keys = []
 
 
 def teardown(run, force, purge_data):
@@ -59,6 +62,7 @@ def teardown(run, force, purge_data):
     identity.remove(run)
     logs.remove(run.aws, run.plan, state.log_group)
     _remove_bucket(run, purge_data, kept)
+    kms.remove(run, purge_data, kept.keys)
     return kept
 
 

@@ -18,7 +18,7 @@ CLUSTER_IN_USE = ("ClusterContainsContainerInstancesException", "ClusterContains
 def read(aws, state):
     names = state.names
     clusters = aws.call("ecs", "describe_clusters", "ECS cluster %s" % names.cluster,
-                        clusters=[names.cluster], include=["TAGS"])["clusters"]
+                        clusters=[names.cluster], include=["TAGS", "SETTINGS"])["clusters"]
     clusters = [c for c in clusters if c.get("status") != "INACTIVE"]
     if clusters:
         confirm(tag_dict(clusters[0].get("tags"), "key", "value"), "ECS cluster %s" % names.cluster, names.rack)
@@ -43,14 +43,32 @@ def _sync_ecs_tags(run, kind, name, arn, current):
               lambda u: ecs("untag_resource", tagKeys=u))
 
 
+def insights_setting(on):
+    """The cluster setting of Container Insights (ECS API reference, ClusterSetting: containerInsights
+    enabled, disabled, or enhanced, which is enabled with more metrics and is kept as the user's)."""
+    return {"name": "containerInsights", "value": "enabled" if on else "disabled"}
+
+
+def insights_value(cluster):
+    settings = {s.get("name"): s.get("value") for s in (cluster or {}).get("settings") or []}
+    return settings.get("containerInsights")
+
+
 def ensure_cluster(run):
     name, cluster = run.names.cluster, run.state.cluster
     run.out["cluster_name"] = name
+    on = run.wanted.get("container_insights", True)
+    setting = insights_setting(on)
     if cluster is None:
         run.plan.change("ecs_cluster", name, "create", lambda: run.aws.call(
-            "ecs", "create_cluster", "ECS cluster %s" % name, clusterName=name,
+            "ecs", "create_cluster", "ECS cluster %s" % name, clusterName=name, settings=[setting],
             tags=tag_list(run.tags, "key", "value")))
         return
+    current = insights_value(cluster)
+    if (current in ("enabled", "enhanced")) != on:
+        run.plan.change("ecs_cluster", name, "update", lambda: run.aws.call(
+            "ecs", "update_cluster_settings", "ECS cluster %s" % name, retry_on=IN_PROGRESS, cluster=name,
+            settings=[setting]), detail={"container_insights": {"before": current, "after": setting["value"]}})
     _sync_ecs_tags(run, "ecs_cluster", name, cluster["clusterArn"], cluster.get("tags"))
 
 

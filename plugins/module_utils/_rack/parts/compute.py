@@ -83,7 +83,7 @@ def ensure_launch_template(run, profile_arn, instances_sg):
     """(template id, version the group should launch from)."""
     name, lt, aws = run.names.launch_template, run.state.launch_template, run.aws
     data = D.launch_template_data(image_id(run), run.wanted["instance_type"], profile_arn, instances_sg,
-                                  run.names.cluster, dict(run.tags))
+                                  run.names.cluster, dict(run.tags), kms_key=run.out.get("kms_key"))
     run.out["image_id"] = data["ImageId"]
     description = "convox.rack %s" % COLLECTION_VERSION
     if lt is None:

@@ -21,6 +21,7 @@ from .network import attached_vpcs, delete_internet_gateway, delete_route_table,
 # `extras`, which an install deletes once the kept ones carry everything (remove_extras, its last
 # step) and an uninstall deletes with the rest.
 
+
 def _by_slot(items, slot):
     groups = {}
     for item in items:

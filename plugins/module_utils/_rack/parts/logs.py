@@ -44,13 +44,17 @@ def read_rack(aws, state):
     state.log_group, state.log_group_tags = read_group(aws, names.log_group, listed, (names.rack, "rack", None))
 
 
-def ensure(aws, plan, name, group, current_tags, days, tags):
-    """Create the group (with its retention), or converge its retention and tags."""
+def ensure(aws, plan, name, group, current_tags, days, tags, kms_key=None):
+    """Create the group (with its retention, encrypted with kms_key when given), or converge its
+    retention, key and tags. An existing group takes the key with AssociateKmsKey (CloudWatch Logs
+    user guide, "Encrypt log data in CloudWatch Logs using AWS KMS": new events are encrypted with
+    it from then on)."""
     def logs(op, **kw):
         return aws.call("logs", op, "log group %s" % name, **kw)
     if group is None:
         def create():
-            logs("create_log_group", logGroupName=name, tags=tags)
+            extra = {"kmsKeyId": kms_key} if kms_key else {}
+            logs("create_log_group", logGroupName=name, tags=tags, **extra)
             logs("put_retention_policy", logGroupName=name, retentionInDays=days)
         plan.change("log_group", name, "create", create)
         return
@@ -58,6 +62,9 @@ def ensure(aws, plan, name, group, current_tags, days, tags):
         plan.change("log_group", name, "update", lambda: logs(
             "put_retention_policy", logGroupName=name, retentionInDays=days),
             detail={"retention_days": {"before": group.get("retentionInDays"), "after": days}})
+    if kms_key and group.get("kmsKeyId") != kms_key:
+        plan.change("log_group", name, "update", lambda: logs("associate_kms_key", logGroupName=name, kmsKeyId=kms_key),
+                    detail={"kms_key": {"before": group.get("kmsKeyId"), "after": kms_key}})
     arn = group["tag_arn"]
     sync_tags(plan, "log_group", name, current_tags, tags,
               lambda s: logs("tag_resource", resourceArn=arn, tags=s),

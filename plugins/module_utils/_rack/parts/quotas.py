@@ -46,8 +46,8 @@ def _limit(aws, key):
 
 
 def _used(aws, key, region):
-    op, result_key = {"vpc": ("describe_vpcs", "Vpcs"), "internet_gateway": ("describe_internet_gateways",
-                                                                              "InternetGateways"),
+    op, result_key = {"vpc": ("describe_vpcs", "Vpcs"),
+                      "internet_gateway": ("describe_internet_gateways", "InternetGateways"),
                       "elastic_ip": ("describe_addresses", "Addresses")}[key]
     kwargs = {"Filters": [{"Name": "domain", "Values": ["vpc"]}]} if key == "elastic_ip" else {}
     return len(aws.call("ec2", op, "%s of %s" % (QUOTAS[key][0], region), **kwargs)[result_key])

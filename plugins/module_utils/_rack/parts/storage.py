@@ -29,7 +29,7 @@ class BucketSpec:
     """What a bucket should be: its tags at creation, and its settings."""
 
     def __init__(self, name, region, tags, lifecycle, lifecycle_detail, policy, policy_detail, logging=None,
-                 sync_tags=False):
+                 sync_tags=False, kms_key=None):
         self.name = name
         self.region = region
         self.tags = tags
@@ -39,6 +39,7 @@ class BucketSpec:
         self.policy_detail = policy_detail
         self.logging = logging      # {"TargetBucket", "TargetPrefix"} or None: no access logging managed
         self.sync_tags = sync_tags  # converge an existing bucket's tags here (the rack's are its record's)
+        self.kms_key = kms_key      # SSE-KMS with this key and a Bucket Key; None: SSE-S3 (or any SSE-KMS kept)
 
 
 # -- read ------------------------------------------------------------------------------------------------------
@@ -73,6 +74,8 @@ def read_config(aws, name, logging=False):
         "public_access_block": pab.get("PublicAccessBlockConfiguration"),
         "ownership": ((own.get("OwnershipControls") or {}).get("Rules") or [{}])[0].get("ObjectOwnership"),
         "encryption": (enc_rules[0].get("ApplyServerSideEncryptionByDefault") or {}).get("SSEAlgorithm"),
+        "encryption_key": (enc_rules[0].get("ApplyServerSideEncryptionByDefault") or {}).get("KMSMasterKeyID"),
+        "bucket_key": bool(enc_rules[0].get("BucketKeyEnabled")),
         "lifecycle": s3("get_bucket_lifecycle_configuration", ignore=("NoSuchLifecycleConfiguration",)).get("Rules"),
     }
     if logging:
@@ -96,8 +99,7 @@ def settings(aws, spec, current, exists, retry_on=()):
         ("ownership", not exists or current.get("ownership") == "BucketOwnerEnforced",
          s3("put_bucket_ownership_controls", OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}),
          "BucketOwnerEnforced"),
-        ("encryption", current.get("encryption") in ("AES256", "aws:kms"),
-         s3("put_bucket_encryption", ServerSideEncryptionConfiguration=D.ENCRYPTION), "AES256"),
+        encryption(spec, current, s3),
         ("versioning", current.get("versioning") == "Enabled",
          s3("put_bucket_versioning", VersioningConfiguration={"Status": "Enabled"}), "Enabled"),
         ("lifecycle", D.lifecycle_key(current.get("lifecycle")) == D.lifecycle_key(spec.lifecycle),
@@ -111,6 +113,18 @@ def settings(aws, spec, current, exists, retry_on=()):
     out.append(("policy", D.policy_equal(current.get("policy"), spec.policy),
                 s3("put_bucket_policy", Policy=json.dumps(spec.policy)), spec.policy_detail))
     return out
+
+
+def encryption(spec, current, s3):
+    """SSE-KMS with the spec's key and a Bucket Key; without a key, SSE-S3 (a bucket already SSE-KMS
+    is left so)."""
+    if spec.kms_key:
+        ok = (current.get("encryption") == "aws:kms" and current.get("encryption_key") == spec.kms_key
+              and current.get("bucket_key"))
+        return ("encryption", ok, s3("put_bucket_encryption", ServerSideEncryptionConfiguration=D.kms_encryption(
+            spec.kms_key)), {"sse": "aws:kms", "kms_key": spec.kms_key, "bucket_key": True})
+    return ("encryption", current.get("encryption") in ("AES256", "aws:kms"),
+            s3("put_bucket_encryption", ServerSideEncryptionConfiguration=D.ENCRYPTION), "AES256")
 
 
 def put_tags(aws, name, tags, retry_on=()):

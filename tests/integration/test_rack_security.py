@@ -1,0 +1,214 @@
+"""Secure by default (issue 14), against the local AWS through the real playbooks: a private rack
+with an app installed by install_rack.yml and create_app.yml, every new setting read back with
+boto3, a rerun that changes nothing, settings lost by hand put back, and uninstall without and
+with purge_data. And a rack given a key of the user's (kms_key), which it uses and never deletes.
+
+AWS behaviour modelled here, each from AWS's documentation:
+- CloudWatch Logs encrypts a log group with a KMS key given at creation (kmsKeyId) or later
+  (AssociateKmsKey); the key policy must allow logs.<region>.amazonaws.com with the encryption
+  context kms:EncryptionContext:aws:logs:arn ("Encrypt log data in CloudWatch Logs using AWS KMS").
+- Auto Scaling launches instances with encrypted volumes of a customer managed key only when the
+  key policy allows its service-linked role AWSServiceRoleForAutoScaling ("Required AWS KMS key
+  policy for use with encrypted volumes").
+- ScheduleKeyDeletion takes a waiting period of 7 to 30 days (AWS KMS API reference).
+- ECS cluster setting containerInsights (ECS API reference, ClusterSetting).
+
+The local AWS (moto 5.2.5) evaluates no key policy and encrypts nothing: these tests prove what
+the collection asks of AWS (the key, its policy, each resource naming it), not that AWS accepts it.
+It lacks Logs' AssociateKmsKey: scripts/moto_server.py adds it (fix 5).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import REGION, live_tagged
+
+RACK = "secured"
+APP = "web"
+OWN_KEY_RACK = "ownkey"
+ALIAS = "alias/convox/%s" % RACK
+VARS = {"rack": RACK, "rack_private": True, "rack_high_availability": False, "rack_instance_count": 1}
+
+
+def key_of(aws, alias=ALIAS):
+    return aws.client("kms").describe_key(KeyId=alias)["KeyMetadata"]
+
+
+def bucket_encryption(aws, bucket):
+    rule = aws.client("s3").get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    return rule["ApplyServerSideEncryptionByDefault"], rule.get("BucketKeyEnabled")
+
+
+def log_group(aws, name):
+    return [g for g in aws.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+            if g["logGroupName"] == name][0]
+
+
+def left_of_public(aws, rack):
+    """What is left of a public rack: moto 5.2.5 ignores tag filters on DescribeNatGateways
+    (FIELD-NOTES section 2), so another (private) rack's NAT gateways are not this one's."""
+    return [r for r in live_tagged(aws, rack) if not r.startswith("nat ")]
+
+
+def rack_info(runner, name=RACK):
+    result = runner.module({"name": name}, module_name="rack_info")
+    assert not result.get("failed"), result.get("msg")
+    return result["racks"][0]
+
+
+@pytest.fixture(scope="module")
+def secured(runner, local_aws):
+    installed = runner.playbook("playbooks/install_rack.yml", VARS)
+    app = runner.playbook("playbooks/create_app.yml", {"rack": RACK, "app": APP})
+    info = rack_info(runner)
+    yield {"installed": installed, "app": app, "info": info}
+    runner.playbook("playbooks/uninstall_rack.yml", {"rack": RACK, "rack_force": True, "rack_purge_data": True})
+
+
+def test_the_rack_has_its_own_key_rotated_and_tagged(secured, local_aws):
+    key = key_of(local_aws)
+    assert key["KeyState"] == "Enabled" and key["KeyUsage"] == "ENCRYPT_DECRYPT"
+    kms = local_aws.client("kms")
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]}
+    assert {"System": "convox", "Rack": RACK, "Type": "rack"}.items() <= tags.items()
+    assert secured["info"]["kms_key"] == key["Arn"], "rack_info names the key"
+
+
+def test_the_region_wide_listing_names_the_key_too(secured, runner, local_aws):
+    result = runner.module({}, module_name="rack_info")
+    rack = [r for r in result["racks"] if r["name"] == RACK][0]
+    assert rack["kms_key"] == key_of(local_aws)["Arn"]
+
+
+def test_the_key_policy_grants_only_the_services_that_use_it(secured, local_aws):
+    key = key_of(local_aws)
+    account = key["Arn"].split(":")[4]
+    policy = json.loads(local_aws.client("kms").get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert sorted(by_sid) == ["AccountAdministers", "AutoScalingVolumeGrants", "AutoScalingVolumes",
+                              "CloudWatchLogsOfTheRack"]
+    assert by_sid["AccountAdministers"]["Principal"] == {"AWS": "arn:aws:iam::%s:root" % account}
+    logs = by_sid["CloudWatchLogsOfTheRack"]
+    assert logs["Principal"] == {"Service": "logs.%s.amazonaws.com" % REGION}
+    group_arn = "arn:aws:logs:%s:%s:log-group:/convox/%s" % (REGION, account, RACK)
+    assert logs["Condition"] == {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [group_arn, group_arn + "/*"]}}
+    role = "arn:aws:iam::%s:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling" % account
+    assert by_sid["AutoScalingVolumes"]["Principal"] == {"AWS": role}
+    assert by_sid["AutoScalingVolumeGrants"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    # The role the policy names exists (KMS refuses a policy naming an unknown principal).
+    local_aws.client("iam").get_role(RoleName="AWSServiceRoleForAutoScaling")
+
+
+def test_log_groups_of_the_rack_and_its_app_use_the_key(secured, local_aws):
+    arn = key_of(local_aws)["Arn"]
+    assert log_group(local_aws, "/convox/%s" % RACK).get("kmsKeyId") == arn
+    assert log_group(local_aws, "/convox/%s/apps/%s" % (RACK, APP)).get("kmsKeyId") == arn
+
+
+def test_the_apps_bucket_is_sse_kms_with_a_bucket_key(secured, local_aws):
+    arn = key_of(local_aws)["Arn"]
+    app_bucket = [b["Name"] for b in local_aws.client("s3").list_buckets()["Buckets"]
+                  if b["Name"].startswith("convox-%s-%s-" % (RACK, APP))][0]
+    default, bucket_key = bucket_encryption(local_aws, app_bucket)
+    assert default == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": arn} and bucket_key is True
+
+
+def test_the_rack_bucket_stays_sse_s3_as_log_delivery_requires(secured, local_aws):
+    """The rack's bucket receives the apps' S3 access logs (and is the place for load balancer
+    logs, which AWS delivers only to SSE-S3 buckets): it keeps SSE-S3 (docs/security.md)."""
+    default = bucket_encryption(local_aws, secured["info"]["bucket"])[0]
+    assert default["SSEAlgorithm"] == "AES256"
+
+
+def test_instance_volumes_use_the_key(secured, local_aws):
+    arn = key_of(local_aws)["Arn"]
+    ec2 = local_aws.client("ec2")
+    data = ec2.describe_launch_template_versions(LaunchTemplateName="convox-%s" % RACK, Versions=["$Default"])[
+        "LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    ebs = data["BlockDeviceMappings"][0]["Ebs"]
+    assert ebs["Encrypted"] is True and ebs["KmsKeyId"] == arn
+
+
+def test_container_insights_are_on(secured, local_aws):
+    cluster = local_aws.client("ecs").describe_clusters(clusters=["convox-%s" % RACK], include=["SETTINGS"])[
+        "clusters"][0]
+    assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"]
+    assert secured["info"]["parameters"]["container_insights"] is True
+
+
+def test_a_rerun_changes_nothing(secured, runner):
+    again = runner.playbook("playbooks/install_rack.yml", VARS)
+    assert "rack %s is running: no change" % RACK in again.stdout, again.stdout[-3000:]
+    app = runner.playbook("playbooks/create_app.yml", {"rack": RACK, "app": APP})
+    assert "app %s of rack %s is running: no change" % (APP, RACK) in app.stdout, app.stdout[-3000:]
+
+
+def test_what_was_undone_by_hand_is_put_back_then_left_alone(secured, runner, local_aws):
+    """As a rack converged before this release: a log group without the key, rotation and Container
+    Insights off. The next run puts each back; the one after changes nothing."""
+    key = key_of(local_aws)
+    local_aws.client("kms").disable_key_rotation(KeyId=key["KeyId"])
+    local_aws.client("ecs").update_cluster_settings(
+        cluster="convox-%s" % RACK, settings=[{"name": "containerInsights", "value": "disabled"}])
+    runner.playbook("playbooks/update_rack.yml", {"rack": RACK})
+    assert local_aws.client("kms").get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    cluster = local_aws.client("ecs").describe_clusters(clusters=["convox-%s" % RACK], include=["SETTINGS"])[
+        "clusters"][0]
+    assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"]
+    again = runner.playbook("playbooks/update_rack.yml", {"rack": RACK})
+    assert "no change" in again.stdout
+
+
+def test_container_insights_can_be_turned_off_and_it_is_recorded(secured, runner, local_aws):
+    off = runner.playbook("playbooks/update_rack.yml", {"rack": RACK, "rack_container_insights": False})
+    assert "change(s)" in off.stdout and "no change" not in off.stdout, off.stdout[-3000:]
+    cluster = local_aws.client("ecs").describe_clusters(clusters=["convox-%s" % RACK], include=["SETTINGS"])[
+        "clusters"][0]
+    assert {"name": "containerInsights", "value": "disabled"} in cluster["settings"]
+    kept = runner.playbook("playbooks/update_rack.yml", {"rack": RACK})
+    assert "no change" in kept.stdout, "unset keeps the recorded setting"
+    runner.playbook("playbooks/update_rack.yml", {"rack": RACK, "rack_container_insights": True})
+
+
+def test_uninstall_keeps_the_key_without_purge_and_schedules_its_deletion_with_it(secured, runner, local_aws):
+    arn = key_of(local_aws)["Arn"]
+    kept = runner.playbook("playbooks/uninstall_rack.yml", {"rack": RACK, "rack_force": True})
+    assert "kept KMS key (rack_purge_data=true schedules its deletion): %s" % arn in kept.stdout, kept.stdout[-3000:]
+    assert key_of(local_aws)["KeyState"] == "Enabled", "kept, alias and all"
+    purged = runner.playbook("playbooks/uninstall_rack.yml", {"rack": RACK, "rack_purge_data": True})
+    assert "kept KMS key" not in purged.stdout
+    key = local_aws.client("kms").describe_key(KeyId=arn)["KeyMetadata"]
+    assert key["KeyState"] == "PendingDeletion"
+    aliases = local_aws.client("kms").list_aliases()["Aliases"]
+    assert ALIAS not in [a["AliasName"] for a in aliases]
+    assert live_tagged(local_aws, RACK) == []
+
+
+def test_a_key_of_the_users_is_used_and_never_deleted(runner, local_aws):
+    kms = local_aws.client("kms")
+    arn = kms.create_key(Description="the user's")["KeyMetadata"]["Arn"]
+    own = {"rack": OWN_KEY_RACK, "rack_high_availability": False, "rack_instance_count": 1, "rack_kms_key": arn}
+    runner.playbook("playbooks/install_rack.yml", own)
+    try:
+        assert log_group(local_aws, "/convox/%s" % OWN_KEY_RACK).get("kmsKeyId") == arn
+        aliases = [a["AliasName"] for a in kms.list_aliases()["Aliases"]]
+        assert "alias/convox/%s" % OWN_KEY_RACK not in aliases, "no key of the rack's own"
+        info = rack_info(runner, OWN_KEY_RACK)
+        assert info["kms_key"] == arn and info["parameters"]["kms_key"] == arn and info["missing"] == []
+        again = runner.playbook("playbooks/install_rack.yml", {"rack": OWN_KEY_RACK})
+        assert "no change" in again.stdout, "unset keeps the recorded key"
+    finally:
+        runner.playbook("playbooks/uninstall_rack.yml", {"rack": OWN_KEY_RACK, "rack_purge_data": True})
+    assert kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "Enabled"
+    assert left_of_public(local_aws, OWN_KEY_RACK) == []
+
+
+def test_a_key_of_another_region_is_refused_before_any_change(runner, local_aws):
+    arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    refused = runner.playbook("playbooks/install_rack.yml", {"rack": "wrongkey", "rack_kms_key": arn}, expect_rc=2)
+    assert "kms_key: must be a key of the rack's region" in refused.stdout
+    assert left_of_public(local_aws, "wrongkey") == []
