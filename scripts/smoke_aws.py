@@ -40,7 +40,7 @@ def run_step(args, label, playbook, extra):
     started = time.monotonic()
     proc = subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"),
                            os.path.join(ROOT, "playbooks", playbook), "-e", json.dumps(extra)],
-                          env=env, cwd=ROOT, capture_output=True, text=True)
+                          env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - started
     calls, failures = 0, []
     try:
@@ -51,8 +51,8 @@ def run_step(args, label, playbook, extra):
                     if isinstance(result.get("aws_calls"), int):
                         calls += result["aws_calls"]
                     if result.get("failed"):
-                        failures.append({k: result.get(k) for k in ("msg", "resource", "operation", "error_code",
-                                                                      "request_id") if result.get(k)})
+                        keys = ("msg", "resource", "operation", "error_code", "request_id")
+                        failures.append({k: result.get(k) for k in keys if result.get(k)})
     except ValueError:
         failures.append({"msg": "unreadable output", "tail": proc.stdout[-2000:]})
     return {"step": label, "playbook": playbook, "rc": proc.returncode, "seconds": round(seconds, 1),
@@ -77,7 +77,7 @@ def leftovers(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--profile", required=True, help="the AWS profile of a sandbox account (never a default)")
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--rack", default="smoke")
@@ -93,8 +93,8 @@ def main(argv=None):
     for label, playbook, extra in STEPS:
         step = run_step(args, label, playbook, extra)
         report["steps"].append(step)
-        print("%-11s rc=%d %7.1fs %4d calls %s" % (label, step["rc"], step["seconds"], step["aws_calls"],
-                                                    "; ".join(f.get("msg", "")[:120] for f in step["failures"])))
+        said = "; ".join(f.get("msg", "")[:120] for f in step["failures"])
+        print("%-11s rc=%d %7.1fs %4d calls %s" % (label, step["rc"], step["seconds"], step["aws_calls"], said))
         if step["rc"] and label not in ("uninstall",):
             print("stopping: the uninstall runs next to clean up")
             report["steps"].append(run_step(args, "uninstall", "uninstall_rack.yml",
