@@ -18,7 +18,9 @@ PIP_VERSION            ?= 26.3
 ANSIBLE_BUNDLE_VERSION ?= 12.3.0
 SANITY_PYTHON          ?= 3.11
 LOCAL_AWS_PORT         ?= 4566
-PYTEST_ARGS            ?= -n 2 -q
+# Two workers (a 2-core CI machine); --dist loadgroup keeps a group's tests on one worker, in the
+# order tests/integration/conftest.py gives (longest first): see GROUPS and SLOW_FIRST there.
+PYTEST_ARGS            ?= -n 2 -q --dist loadgroup --no-loadscope-reorder
 SANITY_ARGS            ?=
 export LOCAL_AWS_PORT
 
@@ -150,7 +152,8 @@ build-check: venv local-up ## build the tarball, install it offline, use it from
 
 # Runs every check even when one fails (a summary with timings follows), then pytest on
 # tests/ (unit and integration, against the local AWS) last, so that the output ends on
-# pytest's summary line when all is well. Stops the local AWS again only if it started it.
+# pytest's summary line when all is well (after the ten slowest tests, --durations=10).
+# Stops the local AWS again only if it started it.
 TEST_STEPS := sanity lint changelog-lint build-check molecule molecule-app
 test: venv ## every check, then pytest tests/ (what .ci/run runs)
 	@set +e; \
@@ -165,7 +168,7 @@ test: venv ## every check, then pytest tests/ (what .ci/run runs)
 	done; \
 	echo; echo "==================== checks"; printf "$$summary"; \
 	echo; echo "==================== pytest tests/"; \
-	$(WITH_LOCAL_AWS) pytest tests/ $(PYTEST_ARGS); rc=$$?; \
+	$(WITH_LOCAL_AWS) pytest tests/ $(PYTEST_ARGS) --durations=10; rc=$$?; \
 	if [ $$was_up -eq 0 ]; then $(LOCAL_AWS) --quiet down; fi; \
 	if [ -n "$$failed" ]; then echo "make test: failed:$$failed" >&2; exit 1; fi; \
 	exit $$rc

@@ -159,14 +159,16 @@ class Runner:
                 " ".join(cmd), proc.returncode, expect_rc, proc.stdout[-6000:], proc.stderr[-3000:]))
         return proc
 
-    def module(self, module_args, module_name="rack", check=False, diff=False):
+    in_process = False
+
+    def module(self, module_args, module_name="rack", check=False, diff=False, env=None):
         """Run one module through a real play; return its result dict (failed or not)."""
         fd, path = tempfile.mkstemp(suffix=".json")
         os.close(fd)
         try:
             proc = self.playbook(os.path.join(PLAYBOOKS, "module.yml"),
                                  {"module_args": module_args, "module_name": module_name, "result_file": path},
-                                 check=check, diff=diff)
+                                 check=check, diff=diff, env=env)
             with open(path, encoding="utf-8") as f:
                 result = json.load(f)
         finally:
@@ -178,6 +180,29 @@ class Runner:
 @pytest.fixture(scope="session")
 def runner(local_aws):
     return Runner(local_aws)
+
+
+class InProcess(Runner):
+    """A Runner whose `module` runs the module's public main() in this process (inprocess.py) against
+    the same local AWS, over HTTP through boto3: the result `Runner.module` gives, without the
+    start-up of ansible-playbook and of the module's own process. For the many option and fault
+    permutations; what a user runs (the playbooks, the roles, AWX, the inventory) stays real
+    ansible-playbook runs. Its `playbook` is still one."""
+
+    in_process = True
+
+    def module(self, module_args, module_name="rack", check=False, diff=False, env=None):
+        from inprocess import run_module
+
+        result = run_module(module_name, module_args, dict(self.env, **(env or {})), check=check, diff=diff)
+        result["_stdout"] = ""
+        return result
+
+
+@pytest.fixture(scope="session")
+def direct(local_aws):
+    """Module runs in this process (InProcess), against this session's local AWS."""
+    return InProcess(local_aws)
 
 
 @pytest.fixture()

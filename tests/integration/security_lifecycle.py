@@ -491,10 +491,13 @@ class Recorder:
         #    the name typed again): the bucket holding data is kept.
         before_uninstall(lambda service: account_client(self.local_aws, self.env_keys, service), PUBLIC)
         self.playbook("uninstall-check", pb("uninstall_rack.yml"), {"rack": PUBLIC}, flags=["--check", "--diff", "-v"])
-        self.runner("uninstall-awx", "playbooks/uninstall_rack.yml", {"rack": PUBLIC, "rack_confirm": PUBLIC})
+        # (rack_poll_interval: the role looks at the run every second, not every 15 s, once 8 s are past)
+        self.runner("uninstall-awx", "playbooks/uninstall_rack.yml", {"rack": PUBLIC, "rack_confirm": PUBLIC,
+                                                                      "rack_poll_interval": 1})
         # 7. Uninstall with force and purge_data: its app and every bucket go.
         self.playbook("uninstall-purge", pb("uninstall_rack.yml"),
-                      {"rack": PRIVATE, "rack_force": True, "rack_purge_data": True}, flags=["--diff", "-v"])
+                      {"rack": PRIVATE, "rack_force": True, "rack_purge_data": True, "rack_poll_interval": 1},
+                      flags=["--diff", "-v"])
 
 
 def record(local_aws, work):

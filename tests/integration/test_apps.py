@@ -1,7 +1,9 @@
-"""Apps of a rack, through real ansible-playbook runs against the local AWS, checked by reading
-AWS back with boto3: create (check mode first), rerun, converge, two racks, delete with and
-without data (more than 1,000 object versions, so that paging is proven), the rack's uninstall
-refused then forced, bad input, and the playbooks."""
+"""Apps of a rack against the local AWS, checked by reading AWS back with boto3: create (check mode
+first), rerun, converge, two racks, delete with and without data (more than 1,000 object versions,
+so that paging is proven), the rack's uninstall refused then forced, bad input, and the playbooks.
+
+The create and its reruns (the `created` fixture) and the playbooks are real ansible-playbook runs;
+the other option permutations run the modules' main() in this process (conftest.InProcess)."""
 
 from __future__ import annotations
 
@@ -36,9 +38,13 @@ def answered(aws):
 
 def run_apps(runner, calls, module_name="app"):
     """Run convox.rack.app (or app_info) once per call, in order, in one play; return the results.
+    With conftest.InProcess (`direct`), each call is the module's main() in this process instead.
 
     A call is the module's arguments, or a (arguments, {"check": bool, "diff": bool}) pair."""
     items = [{"args": c[0], **c[1]} if isinstance(c, tuple) else {"args": c} for c in calls]
+    if runner.in_process:
+        return [runner.module(i["args"], module_name, check=i.get("check", False), diff=i.get("diff", False))
+                for i in items]
     fd, path = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     try:
@@ -120,12 +126,12 @@ def push_image(aws, repository, tag="v1"):
 
 
 @pytest.fixture(scope="module")
-def rack(runner, local_aws):
-    rack = install_rack(runner, RACK)
+def rack(direct, local_aws):
+    rack = install_rack(direct, RACK)
     yield rack
-    run_apps(runner, [{"name": app, "rack": RACK, "state": "absent", "purge_data": True}
+    run_apps(direct, [{"name": app, "rack": RACK, "state": "absent", "purge_data": True}
                       for app in ("web", "worker", "keeper", "empty")])
-    runner.module({"name": RACK, "state": "absent", "purge_data": True})
+    direct.module({"name": RACK, "state": "absent", "purge_data": True})
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +166,7 @@ def test_check_mode_plans_the_app_and_writes_nothing(created):
     assert created["planned_calls"] == planned["aws_calls"]
 
 
-def test_create_registers_the_app_with_its_rack(created, runner, local_aws):
+def test_create_registers_the_app_with_its_rack(created, direct, local_aws):
     app = created["result"]["app"]
     assert created["result"]["changed"] is True
     assert app["status"] == "running" and app["missing"] == []
@@ -168,10 +174,10 @@ def test_create_registers_the_app_with_its_rack(created, runner, local_aws):
     assert app["repository"] == "convox/%s/web" % RACK
     assert app["repository_uri"].endswith(".amazonaws.com/convox/%s/web" % RACK)
     assert app["tags"] == {"team": "storefront"}
-    (listed, one, none) = run_apps(runner, [{"rack": RACK}, {"rack": RACK, "name": "web"},
+    (listed, one, none) = run_apps(direct, [{"rack": RACK}, {"rack": RACK, "name": "web"},
                                             {"rack": RACK, "name": "nope"}], module_name="app_info")
     assert listed["apps"] == [app] and one["apps"] == [app] and none["apps"] == []
-    assert runner.module({"name": RACK}, module_name="rack_info")["racks"][0]["apps"] == ["web"]
+    assert direct.module({"name": RACK}, module_name="rack_info")["racks"][0]["apps"] == ["web"]
 
 
 def test_every_resource_is_tagged(created, local_aws):
@@ -213,7 +219,7 @@ def test_bucket_is_hardened_like_the_rack_bucket(created, rack, local_aws):
         "TargetBucket": rack["bucket"], "TargetPrefix": "logs/apps/web/"}
 
 
-def test_rack_bucket_accepts_the_access_logs(created, rack, runner, local_aws):
+def test_rack_bucket_accepts_the_access_logs(created, rack, direct, local_aws):
     s3 = local_aws.client("s3")
     statements = json.loads(s3.get_bucket_policy(Bucket=rack["bucket"])["Policy"])["Statement"]
     logging = [s for s in statements if s.get("Principal") == {"Service": "logging.s3.amazonaws.com"}]
@@ -223,8 +229,8 @@ def test_rack_bucket_accepts_the_access_logs(created, rack, runner, local_aws):
     assert logging[0]["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
     # The rack's TLS-only statement is still there, and converging the rack keeps the logging one.
     assert any(s["Effect"] == "Deny" for s in statements)
-    assert runner.module({"name": RACK})["changed"] is False
-    assert run_app(runner, created["args"], check=True)["changed"] is False
+    assert direct.module({"name": RACK})["changed"] is False
+    assert run_app(direct, created["args"], check=True)["changed"] is False
 
     # The local AWS delivers access logs at once (AWS within hours), under the app's prefix.
     def delivered():
@@ -259,9 +265,9 @@ def test_rerun_changes_nothing_and_writes_nothing(created):
     assert rerun["aws_calls"] <= 18
 
 
-def test_own_retention_then_back_to_the_rack_one(created, runner, local_aws):
+def test_own_retention_then_back_to_the_rack_one(created, direct, local_aws):
     args = created["args"]
-    planned, applied, back, again = run_apps(runner, [
+    planned, applied, back, again = run_apps(direct, [
         (dict(args, log_retention=30), {"check": True, "diff": True}), dict(args, log_retention=30), args, args])
     assert [(c["resource"], c["action"]) for c in planned["plan"]] == [("log_group", "update")]
     assert planned["diff"]["before"]["parameters"]["log_retention"] == 7
@@ -273,10 +279,10 @@ def test_own_retention_then_back_to_the_rack_one(created, runner, local_aws):
     assert group["retentionInDays"] == 7
 
 
-def test_tags_and_immutable_image_tags(created, runner, local_aws):
+def test_tags_and_immutable_image_tags(created, direct, local_aws):
     args = created["args"]
     changed = {"name": "web", "rack": RACK, "tags": {"cost": "42"}, "purge_tags": False, "immutable_tags": True}
-    result, back, again = run_apps(runner, [(changed, {"diff": True}), args, args])
+    result, back, again = run_apps(direct, [(changed, {"diff": True}), args, args])
     assert result["changed"] is True
     assert result["app"]["tags"] == {"team": "storefront", "cost": "42"}
     assert result["diff"]["after"]["parameters"]["immutable_tags"] is True
@@ -290,10 +296,10 @@ def test_tags_and_immutable_image_tags(created, runner, local_aws):
     assert "cost" not in _tags(local_aws.client("s3").get_bucket_tagging(Bucket=result["app"]["bucket"])["TagSet"])
 
 
-def test_same_app_name_on_two_racks_never_collides(created, runner, local_aws):
-    install_rack(runner, OTHER_RACK)
+def test_same_app_name_on_two_racks_never_collides(created, direct, local_aws):
+    install_rack(direct, OTHER_RACK)
     try:
-        other, gone = run_apps(runner, [{"name": "web", "rack": OTHER_RACK},
+        other, gone = run_apps(direct, [{"name": "web", "rack": OTHER_RACK},
                                         {"name": "web", "rack": OTHER_RACK, "state": "absent"}])
         assert not other.get("failed"), other.get("msg")
         mine = created["result"]["app"]
@@ -302,20 +308,20 @@ def test_same_app_name_on_two_racks_never_collides(created, runner, local_aws):
         assert gone["changed"] is True
         assert app_resources(local_aws, OTHER_RACK, "web") == []
         assert len(app_resources(local_aws, RACK, "web")) == 3
-        assert run_app(runner, created["args"], check=True)["changed"] is False
+        assert run_app(direct, created["args"], check=True)["changed"] is False
     finally:
-        run_app(runner, {"name": "web", "rack": OTHER_RACK, "state": "absent", "purge_data": True})
-        runner.module({"name": OTHER_RACK, "state": "absent", "purge_data": True})
+        run_app(direct, {"name": "web", "rack": OTHER_RACK, "state": "absent", "purge_data": True})
+        direct.module({"name": OTHER_RACK, "state": "absent", "purge_data": True})
     assert live_tagged(local_aws, OTHER_RACK) == []
 
 
-def test_delete_an_empty_app_removes_everything(rack, runner, local_aws):
-    made, planned = run_apps(runner, [{"name": "empty", "rack": RACK},
+def test_delete_an_empty_app_removes_everything(rack, direct, local_aws):
+    made, planned = run_apps(direct, [{"name": "empty", "rack": RACK},
                                       ({"name": "empty", "rack": RACK, "state": "absent"}, {"check": True})])
     assert not made.get("failed"), made.get("msg")
     assert planned["changed"] is True and planned["app"]["status"] == "deleting"
     assert len(app_resources(local_aws, RACK, "empty")) == 3
-    gone, again = run_apps(runner, [{"name": "empty", "rack": RACK, "state": "absent"}] * 2)
+    gone, again = run_apps(direct, [{"name": "empty", "rack": RACK, "state": "absent"}] * 2)
     assert gone["changed"] is True and gone["kept_buckets"] == [] and gone["kept_repositories"] == []
     # The registration goes last.
     assert [(c["resource"], c["action"]) for c in gone["plan"]] == [
@@ -324,22 +330,22 @@ def test_delete_an_empty_app_removes_everything(rack, runner, local_aws):
     assert app_resources(local_aws, RACK, "empty") == []
 
 
-def test_delete_an_app_that_never_existed_is_a_no_op(rack, runner, local_aws):
+def test_delete_an_app_that_never_existed_is_a_no_op(rack, direct, local_aws):
     before = answered(local_aws)
-    result = run_app(runner, {"name": "ghost", "rack": RACK, "state": "absent", "purge_data": True})
+    result = run_app(direct, {"name": "ghost", "rack": RACK, "state": "absent", "purge_data": True})
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] is False and result["app"]["status"] == "deleted"
     assert answered(local_aws) - before == result["aws_calls"]
 
 
-def test_delete_keeps_data_then_purges_every_version(rack, runner, local_aws):
-    created = run_app(runner, {"name": "keeper", "rack": RACK})["app"]
+def test_delete_keeps_data_then_purges_every_version(rack, direct, local_aws):
+    created = run_app(direct, {"name": "keeper", "rack": RACK})["app"]
     bucket, repository = created["bucket"], created["repository"]
     entries = fill_bucket(local_aws, bucket)
     assert entries > 1000 and count_versions(local_aws, bucket) == entries
     push_image(local_aws, repository)
 
-    gone, again = run_apps(runner, [{"name": "keeper", "rack": RACK, "state": "absent"}] * 2)
+    gone, again = run_apps(direct, [{"name": "keeper", "rack": RACK, "state": "absent"}] * 2)
     assert gone["changed"] is True
     assert gone["kept_buckets"] == [bucket] and gone["kept_repositories"] == [repository]
     assert [(c["resource"], c["action"]) for c in gone["plan"]] == [("log_group", "delete")]
@@ -349,7 +355,7 @@ def test_delete_keeps_data_then_purges_every_version(rack, runner, local_aws):
     assert count_versions(local_aws, bucket) == entries, "data was deleted without purge_data"
 
     before, deletes = answered(local_aws), bulk_deletes(local_aws, bucket)
-    purged = run_app(runner, {"name": "keeper", "rack": RACK, "state": "absent", "purge_data": True})
+    purged = run_app(direct, {"name": "keeper", "rack": RACK, "state": "absent", "purge_data": True})
     calls = answered(local_aws) - before
     assert purged["changed"] is True and purged["kept_buckets"] == [] and purged["kept_repositories"] == []
     assert purged["aws_calls"] == calls
@@ -358,9 +364,9 @@ def test_delete_keeps_data_then_purges_every_version(rack, runner, local_aws):
     assert app_resources(local_aws, RACK, "keeper") == []
 
 
-def test_rack_uninstall_refused_while_apps_exist_then_forced(runner, local_aws):
-    rack = install_rack(runner, "forced")
-    app = run_app(runner, {"name": "dual", "rack": "forced"})["app"]
+def test_rack_uninstall_refused_while_apps_exist_then_forced(direct, local_aws):
+    rack = install_rack(direct, "forced")
+    app = run_app(direct, {"name": "dual", "rack": "forced"})["app"]
     restore = lift_policy(local_aws, app["bucket"])
     try:
         local_aws.client("s3").put_object(Bucket=app["bucket"], Key="releases/R1/app.tgz", Body=b"release")
@@ -368,22 +374,22 @@ def test_rack_uninstall_refused_while_apps_exist_then_forced(runner, local_aws):
         restore()
 
     before = answered(local_aws)
-    refused = runner.module({"name": "forced", "state": "absent"})
+    refused = direct.module({"name": "forced", "state": "absent"})
     assert refused.get("failed") is True and refused["apps"] == ["dual"]
     assert refused["msg"] == "rack forced has apps (dual): delete them first, or set force: true"
     assert answered(local_aws) - before == refused["aws_calls"], "a refused uninstall wrote"
     assert len(app_resources(local_aws, "forced", "dual")) == 3
 
-    forced = runner.module({"name": "forced", "state": "absent", "force": True})
+    forced = direct.module({"name": "forced", "state": "absent", "force": True})
     assert not forced.get("failed"), forced.get("msg")
     assert app["bucket"] in forced["kept_buckets"] and forced["kept_repositories"] == []
     assert app_resources(local_aws, "forced", "dual") == ["bucket " + app["bucket"]]
     # The rack's bucket holds the app's access logs: data, kept too.
     assert live_tagged(local_aws, "forced") == ["bucket " + rack["bucket"]]
     # The app's kept data goes with the app module and purge_data, rack or no rack.
-    purged = run_app(runner, {"name": "dual", "rack": "forced", "state": "absent", "purge_data": True})
+    purged = run_app(direct, {"name": "dual", "rack": "forced", "state": "absent", "purge_data": True})
     assert purged["changed"] is True and app_resources(local_aws, "forced", "dual") == []
-    runner.module({"name": "forced", "state": "absent", "purge_data": True})
+    direct.module({"name": "forced", "state": "absent", "purge_data": True})
     assert live_tagged(local_aws, "forced") == []
 
 
@@ -407,38 +413,38 @@ BAD = [
 ]
 
 
-def test_bad_input_is_refused_before_any_aws_call(runner, local_aws):
+def test_bad_input_is_refused_before_any_aws_call(direct, local_aws):
     before = answered(local_aws)
-    results = run_apps(runner, [dict({"name": "badapp", "rack": RACK}, **args) for args, message in BAD])
+    results = run_apps(direct, [dict({"name": "badapp", "rack": RACK}, **args) for args, message in BAD])
     assert answered(local_aws) == before, "an AWS call was made"
     for (args, message), result in zip(BAD, results):
         assert result.get("failed") is True, args
         assert result["msg"].startswith(message), result["msg"]
         assert result["changed"] is False
-    infos = run_apps(runner, [{"rack": "Bad_Rack"}, {"rack": RACK, "name": "Web1"}], module_name="app_info")
+    infos = run_apps(direct, [{"rack": "Bad_Rack"}, {"rack": RACK, "name": "Web1"}], module_name="app_info")
     assert [r["msg"].split(":")[0] for r in infos] == ["rack", "name"]
     assert answered(local_aws) == before, "an AWS call was made"
 
 
-def test_app_of_a_missing_rack_fails_and_creates_nothing(runner, local_aws):
+def test_app_of_a_missing_rack_fails_and_creates_nothing(direct, local_aws):
     before = answered(local_aws)
-    results = run_apps(runner, [({"name": "orphan", "rack": "norack"}, {"check": True}),
+    results = run_apps(direct, [({"name": "orphan", "rack": "norack"}, {"check": True}),
                                 {"name": "orphan", "rack": "norack"}])
     assert answered(local_aws) - before == sum(r["aws_calls"] for r in results), "a write was made"
     for result in results:
         assert result.get("failed") is True and result["field"] == "rack"
         assert result["msg"].startswith("rack: no rack named norack in us-east-1"), result["msg"]
     assert app_resources(local_aws, "norack", "orphan") == []
-    listed = run_app(runner, {"rack": "norack"}, module_name="app_info")
+    listed = run_app(direct, {"rack": "norack"}, module_name="app_info")
     assert listed.get("failed") is True and listed["msg"].startswith("rack: no rack named norack")
 
 
-def test_a_foreign_resource_with_the_app_name_is_never_adopted(rack, runner, local_aws):
+def test_a_foreign_resource_with_the_app_name_is_never_adopted(rack, direct, local_aws):
     logs = local_aws.client("logs")
     name = "/convox/%s/apps/squat" % RACK
     logs.create_log_group(logGroupName=name, tags={"owner": "someone-else"})
     try:
-        taken, refused = run_apps(runner, [{"name": "squat", "rack": RACK},
+        taken, refused = run_apps(direct, [{"name": "squat", "rack": RACK},
                                            {"name": "squat", "rack": RACK, "state": "absent"}])
         assert taken.get("failed") is True and taken["resource"] == "log group " + name
         assert "is not tagged as app squat of rack %s" % RACK in taken["msg"]

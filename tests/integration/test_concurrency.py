@@ -1,9 +1,11 @@
 """Concurrency: the rack's run lock (SSM parameter /convox/<rack>/lock) against the local AWS.
 
 Two installs of one rack started together build one rack; installs of different racks run side by
-side; an uninstall racing an install ends in a state the next run finishes. The lock itself is
-driven directly (RunLock over boto3 clients of the local AWS) for what a playbook cannot time:
-a held lock, an expired one, one left by a dead process on this host.
+side; an uninstall racing an install ends in a state the next run finishes (the runs that race are
+real ansible-playbook runs; the reruns and uninstalls after them, the module's main() in this
+process: conftest.InProcess). The lock itself is driven directly (RunLock over boto3 clients of
+the local AWS) for what a playbook cannot time: a held lock, an expired one, one left by a dead
+process on this host.
 """
 
 from __future__ import annotations
@@ -152,7 +154,7 @@ def count_rack(local_aws, rack):
             "nat_gateways": len(nats), "load_balancers": len(lbs), "buckets": len(buckets)}
 
 
-def test_two_installs_of_one_rack_at_once_build_one_rack(local_aws, runner):
+def test_two_installs_of_one_rack_at_once_build_one_rack(local_aws, runner, direct):
     rack = "race"
     args = {"name": rack, "private": True, "wait_timeout": 300}
     one, two = start(runner, args), start(runner, args)
@@ -169,13 +171,13 @@ def test_two_installs_of_one_rack_at_once_build_one_rack(local_aws, runner):
     assert count_rack(local_aws, rack) == {"vpcs": 1, "subnets": 2 * zones, "nat_gateways": zones,
                                            "load_balancers": 1, "buckets": 1}
     assert lock_value(local_aws, rack) is None, "the lock is released"
-    again = runner.module({"name": rack, "private": True})
+    again = direct.module({"name": rack, "private": True})
     assert again["changed"] is False
-    gone = runner.module({"name": rack, "state": "absent"})
+    gone = direct.module({"name": rack, "state": "absent"})
     assert gone["changed"] is True and not live_tagged(local_aws, rack)
 
 
-def test_installs_of_different_racks_run_side_by_side(local_aws, runner):
+def test_installs_of_different_racks_run_side_by_side(local_aws, runner, direct):
     runs = [start(runner, {"name": rack, "wait_timeout": 300}) for rack in ("side-a", "side-b")]
     results = [finish(*r) for r in runs]
     for rack, result in zip(("side-a", "side-b"), results):
@@ -184,11 +186,11 @@ def test_installs_of_different_racks_run_side_by_side(local_aws, runner):
         assert count_rack(local_aws, rack)["vpcs"] == 1
     assert results[0]["rack"]["vpc_id"] != results[1]["rack"]["vpc_id"]
     for rack in ("side-a", "side-b"):
-        runner.module({"name": rack, "state": "absent"})
+        direct.module({"name": rack, "state": "absent"})
         assert not live_tagged(local_aws, rack)
 
 
-def test_uninstall_racing_an_install_ends_in_a_state_the_next_run_finishes(local_aws, runner):
+def test_uninstall_racing_an_install_ends_in_a_state_the_next_run_finishes(local_aws, runner, direct):
     rack = "racing"
     install = start(runner, {"name": rack, "wait_timeout": 300})
     time.sleep(1.5)
@@ -201,10 +203,10 @@ def test_uninstall_racing_an_install_ends_in_a_state_the_next_run_finishes(local
     zones = len(installed["rack"]["public_subnet_ids"])
     assert counts in ({"vpcs": 0, "subnets": 0, "nat_gateways": 0, "load_balancers": 0, "buckets": 0},
                       {"vpcs": 1, "subnets": zones, "nat_gateways": 0, "load_balancers": 1, "buckets": 1}), counts
-    final = runner.module({"name": rack})
+    final = direct.module({"name": rack})
     assert not final.get("failed") and final["rack"]["status"] == "running"
     assert count_rack(local_aws, rack)["vpcs"] == 1
-    runner.module({"name": rack, "state": "absent"})
+    direct.module({"name": rack, "state": "absent"})
     assert not live_tagged(local_aws, rack)
     assert lock_value(local_aws, rack) is None
 

@@ -365,7 +365,8 @@ def test_tags_aws_allows_are_written_and_read_back_verbatim_and_never_templated(
     env = account_env(local_aws, ACCOUNT)
     rack = "input-hostile"
     proc = run_playbook(runner, os.path.join(ROOT, "playbooks", "install_rack.yml"), tmp_path,
-                        {"rack": rack, "rack_high_availability": False, "rack_tags": ALLOWED_HOSTILE_TAGS}, env=env)
+                        {"rack": rack, "rack_high_availability": False, "rack_tags": ALLOWED_HOSTILE_TAGS,
+                         "rack_poll_interval": 1}, env=env)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
     # in AWS, on the bucket, the VPC, the IAM role and the log group: as given

@@ -43,7 +43,10 @@ def account_client(local_aws, env, service, region="us-east-1"):
 
 
 def run_module(runner, env, module_args, module_name="rack", check=False, tmp_path=None):
-    """One module of the collection, run by ansible-playbook in the given account; its result."""
+    """One module of the collection, run by ansible-playbook in the given account; its result. With
+    conftest.InProcess (the `direct` fixture), the module's main() in this process instead."""
+    if runner.in_process:
+        return runner.module(module_args, module_name, check=check, env=env)
     path = os.path.join(str(tmp_path or runner.aws.temp), "result-%d.json" % os.getpid())
     runner.playbook(os.path.join(PLAYBOOKS, "module.yml"),
                     {"module_args": module_args, "module_name": module_name, "result_file": path}, check=check, env=env)
@@ -70,16 +73,18 @@ def inventory(local_aws, env, config, tmp_path, *args, expect_rc=0, name="racks.
 # -- the world of this module ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def accounts(local_aws, runner):
+def accounts(local_aws, runner, direct):
     """Account ACCOUNT: inv-east (install_rack.yml, the user's way), inv-broken (its Auto Scaling
-    group deleted by hand) in us-east-1, inv-west in eu-west-1; account PARTNER: inv-partner."""
+    group deleted by hand) in us-east-1, inv-west in eu-west-1; account PARTNER: inv-partner.
+    (The three other than inv-east: the module's main() in this process, conftest.InProcess.)"""
     env = account_env(local_aws, ACCOUNT)
     partner = account_env(local_aws, PARTNER)
     runner.playbook(os.path.join(ROOT, "playbooks", "install_rack.yml"),
-                    {"rack": "inv-east", "rack_high_availability": False, "rack_tags": {"team": "web"}}, env=env)
-    install(runner, env, "inv-broken")
-    install(runner, env, "inv-west", region="eu-west-1", private=True)
-    install(runner, partner, "inv-partner")
+                    {"rack": "inv-east", "rack_high_availability": False, "rack_tags": {"team": "web"},
+                     "rack_poll_interval": 1}, env=env)
+    install(direct, env, "inv-broken")
+    install(direct, env, "inv-west", region="eu-west-1", private=True)
+    install(direct, partner, "inv-partner")
     asg = account_client(local_aws, env, "autoscaling")
     asg.delete_auto_scaling_group(AutoScalingGroupName="convox-inv-broken", ForceDelete=True)
     # someone with access to the account sets a tag that looks like a template

@@ -1,5 +1,8 @@
 """Bad input fails before any AWS call, with a message naming the option and the rule, and
-leaves nothing behind. The local AWS's request log proves no call was made."""
+leaves nothing behind. The local AWS's request log proves no call was made.
+
+Option permutations: the module's main() runs in this process (conftest.InProcess), against the
+local AWS; the same refusals through real ansible-playbook runs are test_input_properties_playbooks.py's."""
 
 from __future__ import annotations
 
@@ -32,9 +35,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("args,message", CASES, ids=[c[1].split(":")[0] + "-" + str(i) for i, c in enumerate(CASES)])
-def test_bad_input_is_refused_before_any_aws_call(runner, local_aws, args, message):
+def test_bad_input_is_refused_before_any_aws_call(direct, local_aws, args, message):
     before = local_aws.request_count()
-    result = runner.module(args)
+    result = direct.module(args)
     assert result.get("failed") is True
     assert result["msg"].startswith(message), result["msg"]
     assert result["changed"] is False
@@ -42,16 +45,16 @@ def test_bad_input_is_refused_before_any_aws_call(runner, local_aws, args, messa
     assert live_tagged(local_aws, args["name"]) == []
 
 
-def test_unknown_option_is_refused(runner, local_aws):
+def test_unknown_option_is_refused(direct, local_aws):
     before = local_aws.request_count()
-    result = runner.module({"name": "unknown", "instance_size": "big"})
+    result = direct.module({"name": "unknown", "instance_size": "big"})
     assert result.get("failed") is True
     assert "Unsupported parameters" in result["msg"] and "instance_size" in result["msg"]
     assert local_aws.request_count() == before
 
 
-def test_bad_input_on_uninstall(runner, local_aws):
+def test_bad_input_on_uninstall(direct, local_aws):
     before = local_aws.request_count()
-    result = runner.module({"name": "Bad_Name", "state": "absent"})
+    result = direct.module({"name": "Bad_Name", "state": "absent"})
     assert result.get("failed") is True and result["msg"].startswith("name: must be lowercase")
     assert local_aws.request_count() == before

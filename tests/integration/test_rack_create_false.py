@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, live_tagged, put_object
+from conftest import ROOT, InProcess, live_tagged, put_object
 
 RACK = "createfalse"
 MISSING = "createfalse-none"
@@ -23,9 +23,10 @@ def refusal(rack):
 
 
 @pytest.fixture()
-def proxied(local_aws, runner, aws_proxy):
-    """A Runner (conftest.py's) whose every AWS request goes through the recording proxy."""
-    return type(runner)(local_aws, proxy=aws_proxy)
+def proxied(local_aws, aws_proxy):
+    """conftest.InProcess, every AWS request through the recording proxy: module runs are the module's
+    main() in this process (option permutations), playbook runs real ansible-playbook runs."""
+    return InProcess(local_aws, proxy=aws_proxy)
 
 
 def writes(proxy):
@@ -71,9 +72,9 @@ def test_update_rack_playbook_refuses_a_missing_rack(proxied, aws_proxy, local_a
     assert ssm_parameters(local_aws, MISSING) == []
 
 
-def test_an_existing_rack_converges_and_an_uninstalled_one_is_refused(runner, proxied, aws_proxy, local_aws):
+def test_an_existing_rack_converges_and_an_uninstalled_one_is_refused(direct, proxied, aws_proxy, local_aws):
     args = {"name": RACK, "high_availability": False}
-    installed = runner.module(args)
+    installed = direct.module(args)
     assert not installed.get("failed"), installed.get("msg")
     try:
         # An existing rack: create: false plans, changes and reruns as create: true does.
@@ -94,7 +95,7 @@ def test_an_existing_rack_converges_and_an_uninstalled_one_is_refused(runner, pr
 
         # Uninstalled, its bucket kept (it holds data, tagged convox:status=uninstalled): no rack.
         put_object(local_aws, installed["rack"]["bucket"], "logs/app.log")
-        gone = runner.module({"name": RACK, "state": "absent"})
+        gone = direct.module({"name": RACK, "state": "absent"})
         assert gone["kept_buckets"] == [installed["rack"]["bucket"]]
         kept = live_tagged(local_aws, RACK)
         assert kept == ["bucket " + installed["rack"]["bucket"]]
@@ -110,5 +111,5 @@ def test_an_existing_rack_converges_and_an_uninstalled_one_is_refused(runner, pr
         tags = local_aws.client("s3").get_bucket_tagging(Bucket=installed["rack"]["bucket"])["TagSet"]
         assert {"Key": "convox:status", "Value": "uninstalled"} in tags
     finally:
-        runner.module({"name": RACK, "state": "absent", "purge_data": True})
+        direct.module({"name": RACK, "state": "absent", "purge_data": True})
     assert live_tagged(local_aws, RACK) == []

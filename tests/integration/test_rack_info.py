@@ -1,7 +1,8 @@
 """rack_info, rack_status.yml and racks.yml against the local AWS: status words derived from what
 exists (running, converging, a run's status while its lease holds, failed with the missing parts
 named), one rack by name or every rack of a region in bulk (the same dictionaries), check mode,
-never changed; the playbooks print for a person as `convox rack` and `convox racks` do.
+never changed; the playbooks print for a person as `convox rack` and `convox racks` do. The
+module's own cases run its main() in this process (conftest.InProcess); the playbooks are real runs.
 
 Racks live in an account of their own of the local AWS (see test_inventory.py)."""
 
@@ -18,10 +19,10 @@ ACCOUNT = "666666666666"
 
 
 @pytest.fixture(scope="module")
-def racks(local_aws, runner):
+def racks(local_aws, direct):
     env = account_env(local_aws, ACCOUNT)
     for rack in ("info-ok", "info-held", "info-slow", "info-broken"):
-        install(runner, env, rack)
+        install(direct, env, rack)
     # an app of info-ok (its log group, as the app module makes it)
     account_client(local_aws, env, "logs").create_log_group(
         logGroupName="/convox/info-ok/apps/web", tags={"System": "convox", "Type": "app", "Rack": "info-ok", "App": "web"})
@@ -45,8 +46,8 @@ def racks(local_aws, runner):
 EXPECTED = {"info-broken": "failed", "info-held": "updating", "info-ok": "running", "info-slow": "converging"}
 
 
-def test_every_rack_of_the_region(runner, racks):
-    result = run_module(runner, racks, {}, "rack_info")
+def test_every_rack_of_the_region(direct, racks):
+    result = run_module(direct, racks, {}, "rack_info")
     assert result["changed"] is False and not result.get("failed")
     assert {r["name"]: r["status"] for r in result["racks"]} == EXPECTED
     assert result["source"] == {"name": "local", "account_id": ACCOUNT, "account_alias": None, "local": True,
@@ -64,22 +65,22 @@ def test_every_rack_of_the_region(runner, racks):
     assert result["aws_calls"] <= 11
 
 
-def test_one_rack_by_name_is_the_same_rack(runner, racks):
-    every = {r["name"]: r for r in run_module(runner, racks, {}, "rack_info")["racks"]}
+def test_one_rack_by_name_is_the_same_rack(direct, racks):
+    every = {r["name"]: r for r in run_module(direct, racks, {}, "rack_info")["racks"]}
     for name in EXPECTED:
-        one = run_module(runner, racks, {"name": name}, "rack_info")
+        one = run_module(direct, racks, {"name": name}, "rack_info")
         assert one["racks"] == [every[name]], name
 
 
-def test_check_mode_and_a_rack_that_does_not_exist(runner, racks):
-    result = run_module(runner, racks, {"name": "info-ok"}, "rack_info", check=True)
+def test_check_mode_and_a_rack_that_does_not_exist(direct, racks):
+    result = run_module(direct, racks, {"name": "info-ok"}, "rack_info", check=True)
     assert result["changed"] is False and result["racks"][0]["status"] == "running"
-    assert run_module(runner, racks, {"name": "info-none"}, "rack_info")["racks"] == []
+    assert run_module(direct, racks, {"name": "info-none"}, "rack_info")["racks"] == []
 
 
-def test_bad_name_fails_before_any_call(runner, racks, local_aws):
+def test_bad_name_fails_before_any_call(direct, racks, local_aws):
     before = local_aws.request_count()
-    result = run_module(runner, racks, {"name": "Info_Bad"}, "rack_info")
+    result = run_module(direct, racks, {"name": "Info_Bad"}, "rack_info")
     assert result["failed"] is True and result["msg"].startswith("name: must be lowercase")
     assert local_aws.request_count() == before
 

@@ -1,5 +1,7 @@
-"""Install, rerun, check mode, diff, update and uninstall of a rack, through real
-ansible-playbook runs against the local AWS, checked by reading AWS back with boto3."""
+"""Install, rerun, check mode, diff, update and uninstall of a rack against the local AWS, checked
+by reading AWS back with boto3. Check mode, the install and its rerun are real ansible-playbook
+runs; the updates and the uninstall options run the module's main() in this process
+(conftest.InProcess), as permutations of its options."""
 
 from __future__ import annotations
 
@@ -151,26 +153,26 @@ def test_rerun_changes_nothing_and_writes_nothing(installed, runner, local_aws):
     assert again["aws_calls"] <= 39
 
 
-def test_update_instance_count_changes_just_that(installed, runner, local_aws):
-    planned = runner.module({"name": RACK, "instance_count": 4}, check=True, diff=True)
+def test_update_instance_count_changes_just_that(installed, direct, local_aws):
+    planned = direct.module({"name": RACK, "instance_count": 4}, check=True, diff=True)
     assert planned["changed"] is True
     assert planned["diff"]["before"]["parameters"]["instance_count"] == 3
     assert planned["diff"]["after"]["parameters"]["instance_count"] == 4
     assert {(c["resource"], c["action"]) for c in planned["plan"]} == {
         ("autoscaling_group", "update"), ("bucket", "update")}
-    result = runner.module({"name": RACK, "instance_count": 4})
+    result = direct.module({"name": RACK, "instance_count": 4})
     assert result["changed"] is True and result["rack"]["parameters"]["instance_count"] == 4
     asg = local_aws.client("autoscaling").describe_auto_scaling_groups(
         AutoScalingGroupNames=["convox-" + RACK])["AutoScalingGroups"][0]
     assert asg["DesiredCapacity"] == 4 and len(asg["Instances"]) == 4
     # Unset options keep the recorded values: the next run without instance_count changes nothing.
-    assert runner.module({"name": RACK})["changed"] is False
+    assert direct.module({"name": RACK})["changed"] is False
 
 
-def test_update_instance_type_rolls_instances(installed, runner, local_aws):
+def test_update_instance_type_rolls_instances(installed, direct, local_aws):
     before = {i["InstanceId"] for i in local_aws.client("autoscaling").describe_auto_scaling_groups(
         AutoScalingGroupNames=["convox-" + RACK])["AutoScalingGroups"][0]["Instances"]}
-    result = runner.module({"name": RACK, "instance_type": "t3.medium"})
+    result = direct.module({"name": RACK, "instance_type": "t3.medium"})
     assert result["changed"] is True
     assert ("instances", "replace") in {(c["resource"], c["action"]) for c in result["plan"]}
     ec2 = local_aws.client("ec2")
@@ -183,11 +185,11 @@ def test_update_instance_type_rolls_instances(installed, runner, local_aws):
     assert len(now) == asg["DesiredCapacity"]
     assert {i["InstanceType"] for i in now} == {"t3.medium"}
     assert not before & {i["InstanceId"] for i in now}, "old instances were not replaced"
-    assert runner.module({"name": RACK})["changed"] is False
+    assert direct.module({"name": RACK})["changed"] is False
 
 
-def test_update_log_retention_and_tags(installed, runner, local_aws):
-    result = runner.module({"name": RACK, "log_retention": 30, "tags": {"team": "data", "cost": "42"}})
+def test_update_log_retention_and_tags(installed, direct, local_aws):
+    result = direct.module({"name": RACK, "log_retention": 30, "tags": {"team": "data", "cost": "42"}})
     assert result["changed"] is True
     groups = local_aws.client("logs").describe_log_groups(logGroupNamePrefix="/convox/" + RACK)["logGroups"]
     assert groups[0]["retentionInDays"] == 30
@@ -195,25 +197,25 @@ def test_update_log_retention_and_tags(installed, runner, local_aws):
     tags = _tags(vpc["Tags"])
     assert tags["team"] == "data" and tags["cost"] == "42" and tags["Rack"] == RACK
     assert result["rack"]["tags"] == {"team": "data", "cost": "42"}
-    assert runner.module({"name": RACK})["changed"] is False
+    assert direct.module({"name": RACK})["changed"] is False
 
 
-def test_immutable_parameters_fail_and_change_nothing(installed, runner, local_aws):
+def test_immutable_parameters_fail_and_change_nothing(installed, direct, local_aws):
     for args, field in (({"vpc_cidr": "10.1.0.0/16"}, "vpc_cidr"),
                         ({"high_availability": False, "instance_count": 1}, "high_availability")):
         before = local_aws.request_count()
-        result = runner.module(dict(name=RACK, **args))
+        result = direct.module(dict(name=RACK, **args))
         assert result.get("failed") is True
         assert result["msg"].startswith(field + ": cannot change after install"), result["msg"]
         assert result["changed"] is False
         # only reads were made
         assert local_aws.request_count() - before == result["aws_calls"]
-    assert runner.module({"name": RACK})["changed"] is False
+    assert direct.module({"name": RACK})["changed"] is False
 
 
-def test_uninstall_keeps_data_then_purges(runner, local_aws):
+def test_uninstall_keeps_data_then_purges(direct, local_aws):
     rack = "keepdata"
-    result = runner.module({"name": rack, "high_availability": False, "private": True})
+    result = direct.module({"name": rack, "high_availability": False, "private": True})
     assert not result.get("failed"), result.get("msg")
     assert len(result["rack"]["private_subnet_ids"]) == 2
     nats = local_aws.client("ec2").describe_nat_gateways(
@@ -222,18 +224,18 @@ def test_uninstall_keeps_data_then_purges(runner, local_aws):
     bucket = result["rack"]["bucket"]
     put_object(local_aws, bucket, "logs/app.log")
 
-    planned = runner.module({"name": rack, "state": "absent"}, check=True)
+    planned = direct.module({"name": rack, "state": "absent"}, check=True)
     assert planned["changed"] is True
     assert "vpc " + result["rack"]["vpc_id"] in live_tagged(local_aws, rack)
 
-    gone = runner.module({"name": rack, "state": "absent"})
+    gone = direct.module({"name": rack, "state": "absent"})
     assert gone["changed"] is True and gone["kept_buckets"] == [bucket]
     assert live_tagged(local_aws, rack) == ["bucket " + bucket]
     assert local_aws.client("s3").list_object_versions(Bucket=bucket)["Versions"][0]["Key"] == "logs/app.log"
 
-    again = runner.module({"name": rack, "state": "absent"})
+    again = direct.module({"name": rack, "state": "absent"})
     assert again["changed"] is False and again["kept_buckets"] == [bucket]
 
-    purged = runner.module({"name": rack, "state": "absent", "purge_data": True})
+    purged = direct.module({"name": rack, "state": "absent", "purge_data": True})
     assert purged["changed"] is True and purged["kept_buckets"] == []
     assert live_tagged(local_aws, rack) == []

@@ -3,8 +3,9 @@ removes completely, because everything is found again by its tags.
 
 The failure is injected in-process: the rack service runs against the local AWS with an Aws
 wrapper that fails the Nth AWS call, as a network error or a killed process would, leaving AWS in
-whatever state the first N-1 calls made. The resume and the uninstall are then real
-ansible-playbook runs."""
+whatever state the first N-1 calls made. The resume and the uninstall are then runs of the
+module's main(), in this process too (conftest.InProcess), against the same local AWS: fault
+permutations (a killed ansible-playbook and its real rerun are test_reliability_interrupt.py's)."""
 
 from __future__ import annotations
 
@@ -51,12 +52,12 @@ def vpcs_of(local_aws, rack):
 # write (call 19 of this install), reads the generation again (20) and writes from call 21 on
 # (uninstall: lock at 24, writes from 26).
 @pytest.mark.parametrize("fail_at", [4, 19, 27, 43, 61])
-def test_partial_install_then_resume(local_aws, runner, fail_at):
+def test_partial_install_then_resume(local_aws, direct, fail_at):
     rack = "resume%d" % fail_at
     calls = run_service(local_aws, fail_at, name=rack, high_availability=False, private=True)
     # Reads run concurrently: other reads may finish after the injected failure.
     assert any(c.endswith("(injected failure)") for c in calls)
-    resumed = runner.module({"name": rack, "high_availability": False, "private": True})
+    resumed = direct.module({"name": rack, "high_availability": False, "private": True})
     assert not resumed.get("failed"), resumed.get("msg")
     assert resumed["changed"] is True
     assert resumed["rack"]["status"] == "running"
@@ -65,33 +66,33 @@ def test_partial_install_then_resume(local_aws, runner, fail_at):
         Filters=[{"Name": "tag:Rack", "Values": [rack]}, {"Name": "state", "Values": ["available", "pending"]}])
     assert len(nats["NatGateways"]) == 2, "a NAT gateway was duplicated or lost"
     assert len(resumed["rack"]["public_subnet_ids"]) == 2 and len(resumed["rack"]["private_subnet_ids"]) == 2
-    assert runner.module({"name": rack})["changed"] is False
-    gone = runner.module({"name": rack, "state": "absent"})
+    assert direct.module({"name": rack})["changed"] is False
+    gone = direct.module({"name": rack, "state": "absent"})
     assert not gone.get("failed"), gone.get("msg")
     assert live_tagged(local_aws, rack) == []
 
 
 @pytest.mark.parametrize("fail_at", [27, 39, 53])
-def test_partial_install_then_uninstall(local_aws, runner, fail_at):
+def test_partial_install_then_uninstall(local_aws, direct, fail_at):
     rack = "halfgone%d" % fail_at
     run_service(local_aws, fail_at, name=rack, high_availability=False, private=True)
     assert live_tagged(local_aws, rack), "the injected failure came before anything was created"
-    gone = runner.module({"name": rack, "state": "absent"})
+    gone = direct.module({"name": rack, "state": "absent"})
     assert not gone.get("failed"), gone.get("msg")
     assert live_tagged(local_aws, rack) == []
-    assert runner.module({"name": rack, "state": "absent"})["changed"] is False
+    assert direct.module({"name": rack, "state": "absent"})["changed"] is False
 
 
 @pytest.mark.parametrize("fail_at", [20, 27, 33, 43])
-def test_partial_uninstall_then_uninstall(local_aws, runner, fail_at):
+def test_partial_uninstall_then_uninstall(local_aws, direct, fail_at):
     rack = "cutdown%d" % fail_at
-    installed = runner.module({"name": rack, "high_availability": False, "private": True})
+    installed = direct.module({"name": rack, "high_availability": False, "private": True})
     assert not installed.get("failed"), installed.get("msg")
     calls = run_service(local_aws, fail_at, name=rack, state="absent")
     assert live_tagged(local_aws, rack)
-    status = runner.module({"name": rack}, module_name="rack_info")
+    status = direct.module({"name": rack}, module_name="rack_info")
     marked = "s3:put_bucket_tagging" in calls
     assert status["racks"][0]["status"] == ("uninstalling" if marked else "running")
-    gone = runner.module({"name": rack, "state": "absent"})
+    gone = direct.module({"name": rack, "state": "absent"})
     assert not gone.get("failed"), gone.get("msg")
     assert live_tagged(local_aws, rack) == []

@@ -23,11 +23,12 @@ def playbook(name):
 
 
 @pytest.fixture(scope="module")
-def racks(local_aws, runner):
+def racks(local_aws, direct):
+    """Three racks to switch between, installed by the module's main() in this process (conftest.InProcess)."""
     env = account_env(local_aws, ACCOUNT)
-    install(runner, env, "swq-alpha")
-    install(runner, env, "swq-alpine")
-    install(runner, env, "swq-west", region="eu-west-1")
+    install(direct, env, "swq-alpha")
+    install(direct, env, "swq-alpine")
+    install(direct, env, "swq-west", region="eu-west-1")
     return env
 
 
