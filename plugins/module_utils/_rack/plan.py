@@ -12,11 +12,13 @@ their own creation.
 from __future__ import annotations
 
 CHECK_MODE_ID = "(known after apply)"
+DOING = {"create": "creating", "update": "updating", "delete": "deleting", "replace": "replacing"}
 
 
 class Plan:
-    def __init__(self, check_mode, before_first_write=None):
+    def __init__(self, check_mode, before_first_write=None, progress=None):
         self.check_mode = check_mode
+        self.progress = progress  # aws.Progress: the step, for the live progress lines
         self.changes = []
         self.before_first_write = before_first_write
         self._writing = False
@@ -30,6 +32,8 @@ class Plan:
         if self.check_mode:
             return None
         self.writing()
+        if self.progress is not None:
+            self.progress.note("%s %s %s" % (DOING.get(action, action), kind.replace("_", " "), name))
         return apply()
 
     def writing(self):

@@ -11,6 +11,7 @@ Both run under the rack's run lock (lock.py) from their first write on."""
 from __future__ import annotations
 
 from . import install, record, uninstall
+from .aws import Progress
 from .context import Run
 from .errors import RackError, ValidationError
 from .lock import LockedService, locked_first
@@ -35,7 +36,13 @@ def serve(aws, region, params, check_mode):
 
 
 class RackService(LockedService):
+    @property
+    def progress(self):
+        """Where the run notes its step (aws.Progress, through the run's deadline)."""
+        return getattr(self.aws.deadline, "progress", None) or Progress()
+
     def _read(self):
+        self.progress.note("reading rack %s" % self.params["name"])
         return read_rack(self.aws, self.params["name"], self.region, self.identity)
 
     def _locked(self, operation, run, removed=None):
@@ -58,7 +65,7 @@ class RackService(LockedService):
                 % (p["name"], self.region, self.identity.account))
         recorded = {} if state.recorded_status == "uninstalled" else state.recorded_parameters
         wanted, tags = self._wanted(state, recorded)
-        plan = Plan(self.check_mode)
+        plan = Plan(self.check_mode, progress=self.progress)
         run = Run(self.aws, self.region, self.identity, state.names, plan, state, wanted,
                   dict(system_tags(p["name"]), **tags), wait=p.get("wait", True))
         plan.before_first_write = locked_first(first_write, lambda: record.mark(run, install.first_status(run)))
@@ -118,7 +125,7 @@ class RackService(LockedService):
         p = self.params
         state = self._read()
         before = {"parameters": state.recorded_parameters, "exists": state.exists}
-        plan = Plan(self.check_mode)
+        plan = Plan(self.check_mode, progress=self.progress)
         run = Run(self.aws, self.region, self.identity, state.names, plan, state)
         plan.before_first_write = locked_first(first_write, lambda: record.mark(run, "uninstalling"))
         kept = uninstall.teardown(run, p.get("force", False), p.get("purge_data", False))

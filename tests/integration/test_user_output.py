@@ -1,0 +1,114 @@
+"""What a user sees (issue 13): live progress that names the step, an honest summary, misspelt
+variables refused, the playbooks run from their own directory. Every test runs real
+ansible-playbook and reads its output, its rc and the local AWS."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+from conftest import ROOT, VENV_BIN, Runner
+
+PROGRESS = re.compile(r"^rack (?P<rack>[a-z0-9-]+): (?P<step>(reading|creating|updating|deleting|replacing|waiting for) .+)"
+                      r" \((?:(?P<m>\d+)m)?(?P<s>\d+)s\)$")
+SUMMARY = re.compile(r"^rack (?P<rack>[a-z0-9-]+) is (?P<status>[a-z]+)(?: at (?P<router>\S+))?: "
+                     r"(?:no change|(?P<count>\d+) changes?)(?P<check> would be made \(check mode\))?$")
+
+
+def playbook(name):
+    return os.path.join(ROOT, "playbooks", name)
+
+
+def shown_msg(stdout, task):
+    """The lines of the msg a debug task printed (a list, or one string)."""
+    block = stdout[stdout.index("TASK [%s" % task):]
+    body = block[block.index('"msg": ') + len('"msg": '):]
+    if body.startswith("["):
+        body = body[:body.index("\n    ]")]
+        return [line.strip().rstrip(",")[1:-1].strip() for line in body.splitlines()[1:]]
+    return [body[1:body.index('"\n')]]
+
+
+def progress_lines(stdout):
+    return [m for m in (PROGRESS.match(line) for line in stdout.splitlines()) if m]
+
+
+def test_a_slow_healthy_install_shows_its_steps_and_no_failure(local_aws, aws_proxy):
+    """Findings 1 and 2: on a local AWS slowed down (every call answered 0.1 to 0.3 s late) an
+    install lasts well over 8 s; the user sees a line naming the step and the elapsed time at
+    most every rack_poll_interval seconds and at least every twice that, and nothing that says
+    FAILED, RETRYING or ERROR."""
+    aws_proxy.configure(fault_rate=1.0, faults=["slow"], slow_seconds=(0.1, 0.3))
+    proc = Runner(local_aws, proxy=aws_proxy).playbook(
+        playbook("install_rack.yml"), {"rack": "uxslow", "rack_high_availability": False, "rack_instance_count": 1,
+                                       "rack_poll_interval": 2})
+    out = proc.stdout + proc.stderr
+    for word in ("FAILED", "RETRYING", "ERROR", "retries left"):
+        assert word not in out, out
+    lines = progress_lines(proc.stdout)
+    assert len(lines) >= 3, proc.stdout
+    assert {m["rack"] for m in lines} == {"uxslow"}
+    assert any(m["step"].startswith("creating ") for m in lines), proc.stdout
+    assert any(m["step"].startswith("waiting for ") for m in lines), proc.stdout
+    seconds = [int(m["m"] or 0) * 60 + int(m["s"]) for m in lines]
+    assert seconds[0] >= 2
+    gaps = [b - a for a, b in zip(seconds, seconds[1:])]
+    assert all(2 <= g <= 5 for g in gaps), (gaps, proc.stdout)   # at most every 2 s, at least every 4 s (+1 s of polling)
+    summary = shown_msg(proc.stdout, "convox.rack.rack : Show what was done")
+    assert SUMMARY.match(summary[0])["status"] == "running", summary
+
+
+def test_summary_names_router_and_each_change_and_check_mode_plans_the_same_list(runner, local_aws):
+    """Findings 10 and 5: the last message names the rack, its status, its router and the count,
+    then one line per change; an update's check-mode plan lists exactly the changes the real
+    update then makes (no extra load-balancer entry 'last run unfinished')."""
+    proc = runner.playbook(playbook("install_rack.yml"), {"rack": "uxsum", "rack_high_availability": False,
+                                                         "rack_instance_count": 1})
+    lines = shown_msg(proc.stdout, "convox.rack.rack : Show what was done")
+    m = SUMMARY.match(lines[0])
+    assert m and m["rack"] == "uxsum" and m["status"] == "running", lines
+    lb = local_aws.client("elbv2").describe_load_balancers(Names=["convox-uxsum"])["LoadBalancers"][0]
+    assert m["router"] == lb["DNSName"]
+    assert int(m["count"]) == len(lines) - 1
+    assert all(re.match(r"^created \S", line) for line in lines[1:]), lines
+    assert "created NAT gateway" not in " ".join(lines)           # a public rack has none
+    assert any(line.startswith("created load balancer convox-uxsum") for line in lines)
+
+    update = {"rack": "uxsum", "rack_instance_count": 2, "rack_log_retention": 14}
+    plan = shown_msg(runner.playbook(playbook("install_rack.yml"), update, check=True).stdout,
+                     "convox.rack.rack : Show what was done")
+    done = shown_msg(runner.playbook(playbook("install_rack.yml"), update).stdout, "convox.rack.rack : Show what was done")
+    assert SUMMARY.match(plan[0])["check"] and SUMMARY.match(plan[0])["count"] == SUMMARY.match(done[0])["count"]
+    assert all(line.startswith("would update ") for line in plan[1:]), plan
+    words = {"would update": "updated", "would create": "created", "would delete": "deleted"}
+    assert [re.sub(r"^would \w+", lambda w: words[w.group(0)], line) for line in plan[1:]] == done[1:]
+    assert not any("last run unfinished" in line for line in done), done
+    again = shown_msg(runner.playbook(playbook("install_rack.yml"), update).stdout, "convox.rack.rack : Show what was done")
+    assert again == ["rack uxsum is running at %s: no change" % lb["DNSName"]]
+
+
+def test_a_misspelt_variable_fails_before_any_aws_call(local_aws, aws_proxy):
+    """Finding 4: -e rack_instance_typ=t3.large is refused, naming the closest known variable,
+    with no AWS call at all; the same for an app_ variable."""
+    runner = Runner(local_aws, proxy=aws_proxy)
+    proc = runner.playbook(playbook("install_rack.yml"), {"rack": "uxtypo", "rack_instance_typ": "t3.large"}, expect_rc=2)
+    assert "rack_instance_typ: unknown; did you mean rack_instance_type? Nothing was changed." in proc.stdout
+    proc = runner.playbook(playbook("create_app.yml"), {"rack": "uxtypo", "app": "web", "app_log_retension": 3},
+                           expect_rc=2)
+    assert "app_log_retension: unknown; did you mean app_log_retention? Nothing was changed." in proc.stdout
+    assert aws_proxy.summary()["requests"] == 0
+
+
+def test_playbooks_run_from_their_own_directory(local_aws):
+    """Finding 3: `cd playbooks && ansible-playbook install_rack.yml -e rack=...` finds the collection."""
+    env = dict(local_aws.env)
+    env.pop("ANSIBLE_CONFIG")
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "install_rack.yml", "-e", "rack=uxcwd", "--check"],
+                          cwd=os.path.join(ROOT, "playbooks"), env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "was not found" not in proc.stdout + proc.stderr
+    summary = shown_msg(proc.stdout, "convox.rack.rack : Show what was done")
+    assert SUMMARY.match(summary[0])["check"] and summary[0].startswith("rack uxcwd is installing:")
+    assert all(line.startswith("would create ") for line in summary[1:])
