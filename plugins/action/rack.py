@@ -17,8 +17,10 @@ collection's playbooks); elsewhere, and with `async`, the module runs as any mod
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -30,6 +32,38 @@ from ansible.utils.vars import merge_hash
 display = Display()
 
 PROGRESS_ENV = "CONVOX_RACK_PROGRESS"
+
+# From the collection's roles, messages name the playbook variables the user typed, not the
+# module's options: `high_availability: cannot change` -> `rack_high_availability: ...`.
+ROLE_VARIABLES = {
+    "rack": dict({"name": "rack"}, **{o: "rack_" + o for o in (
+        "state", "create", "region", "instance_type", "instance_count", "private", "high_availability", "vpc_cidr",
+        "internal_only", "log_retention", "image_id", "permissions_boundary", "tags", "purge_tags", "force",
+        "purge_data", "wait", "wait_timeout")}),
+}
+
+
+def with_message(summary, msg):
+    """ansible-core 2.19 keeps the module's failure (its message, for the [ERROR] line) in the result's
+    `exception`: give it the message in the user's words too. Other values are left as they are."""
+    event = getattr(summary, "event", None)
+    if summary is None or event is None or not dataclasses.is_dataclass(summary) or not dataclasses.is_dataclass(event):
+        return summary
+    try:
+        return dataclasses.replace(summary, event=dataclasses.replace(event, msg=msg))
+    except (TypeError, ValueError):
+        return summary
+
+
+def in_user_words(text, variables):
+    """`option:` (a message's field, or `set force: true`), `set option` and `'option'` (ansible's own
+    type errors) as the variables of a playbook."""
+    if not isinstance(text, str):
+        return text
+    options = "|".join(sorted((re.escape(o) for o in variables), key=len, reverse=True))
+    text = re.sub(r"(?<![\w.])(%s)(?=: )" % options, lambda m: variables[m.group(1)], text)
+    text = re.sub(r"\b(set|with|give) (%s)\b" % options, lambda m: "%s %s" % (m.group(1), variables[m.group(2)]), text)
+    return re.sub(r"'(%s)'" % options, lambda m: "'%s'" % variables[m.group(1)], text)
 DEFAULT_INTERVAL = 15
 
 
@@ -80,7 +114,23 @@ class ActionModule(ActionBase):
             result = merge_hash(result, self._run_with_progress(task_vars))
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)
+        variables = self._role_variables()
+        if variables and result.get("failed"):
+            result["msg"] = in_user_words(result.get("msg"), variables)
+            result["exception"] = with_message(result.get("exception"), result["msg"])
+            if result.get("field") in variables:
+                result["variable"] = variables[result["field"]]
+        if variables and result.get("warnings"):
+            result["warnings"] = [in_user_words(w, variables) for w in result["warnings"]]
         return result
+
+    def _role_variables(self):
+        """The module's options as the variables of the collection's role that runs it, if it does."""
+        role = getattr(self._task, "_role", None)
+        name = role.get_name() if role is not None else ""
+        if name.rsplit(".", 1)[-1] != "rack" or not name.startswith(("convox.rack.", "rack")):
+            return None
+        return ROLE_VARIABLES["rack"]
 
     def _interval(self, task_vars):
         try:

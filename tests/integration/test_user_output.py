@@ -112,3 +112,20 @@ def test_playbooks_run_from_their_own_directory(local_aws):
     summary = shown_msg(proc.stdout, "convox.rack.rack : Show what was done")
     assert SUMMARY.match(summary[0])["check"] and summary[0].startswith("rack uxcwd is installing:")
     assert all(line.startswith("would create ") for line in summary[1:])
+
+
+def test_refusals_come_first_and_name_the_playbook_variables(runner):
+    """Findings 7 and 8: turning high_availability on is refused as such (not for its instance
+    count), and from a playbook the messages name the variables typed (rack_high_availability,
+    rack_force), in the [ERROR] line as in the result."""
+    runner.playbook(playbook("install_rack.yml"), {"rack": "uxref", "rack_high_availability": False,
+                                                  "rack_instance_count": 1})
+    proc = runner.playbook(playbook("update_rack.yml"), {"rack": "uxref", "rack_high_availability": True}, expect_rc=2)
+    assert "rack_high_availability: cannot change after install (the number of availability zones is fixed at" \
+           " install): the rack has False, asked True" in proc.stdout + proc.stderr
+    assert "instance_count" not in proc.stdout + proc.stderr
+    runner.playbook(playbook("create_app.yml"), {"rack": "uxref", "app": "web"})
+    proc = runner.playbook(playbook("uninstall_rack.yml"), {"rack": "uxref"}, expect_rc=2)
+    out = proc.stdout + proc.stderr
+    assert "rack uxref has apps (web): delete them first, or set rack_force: true" in out
+    assert "set force" not in out

@@ -324,6 +324,9 @@ def effective_parameters(requested, recorded):
             out[key] = 3 if ha else 1
         else:
             out[key] = DEFAULTS[key]
+    # What cannot change at all is refused before the rules between parameters (turning
+    # high_availability on is refused as such, not for its instance_count).
+    check_immutable(recorded, out)
     if out["high_availability"] and out["instance_count"] < 3:
         raise ValidationError(
             "instance_count",
