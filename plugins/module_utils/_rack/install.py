@@ -94,4 +94,4 @@ def wait_usable(run):
         ready = compute.in_service(asg)
         run.out["instances"] = {"desired": asg["DesiredCapacity"], "in_service": len(ready), "registered": None}
         return len(ready) >= asg["DesiredCapacity"] and entry.active(run, lb_arn)
-    run.deadline.wait_for("rack %s: instances in service and load balancer active" % run.names.rack, usable)
+    run.deadline.wait_for("the instances in service and the load balancer active", usable)

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 CHECK_MODE_ID = "(known after apply)"
 DOING = {"create": "creating", "update": "updating", "delete": "deleting", "replace": "replacing"}
+# A change's kind in words, for the progress lines (roles/rack/tasks/main.yml words the summary alike).
+KIND_WORDS = {"nat_gateway": "NAT gateway", "elastic_ip": "elastic IP", "iam_role": "IAM role",
+              "ecs_cluster": "ECS cluster", "autoscaling_group": "Auto Scaling group", "vpc": "VPC"}
 
 
 class Plan:
@@ -33,7 +36,7 @@ class Plan:
             return None
         self.writing()
         if self.progress is not None:
-            self.progress.note("%s %s %s" % (DOING.get(action, action), kind.replace("_", " "), name))
+            self.progress.note("%s %s %s" % (DOING.get(action, action), KIND_WORDS.get(kind, kind.replace("_", " ")), name))
         return apply()
 
     def writing(self):
