@@ -129,3 +129,24 @@ def test_refusals_come_first_and_name_the_playbook_variables(runner):
     out = proc.stdout + proc.stderr
     assert "rack uxref has apps (web): delete them first, or set rack_force: true" in out
     assert "set force" not in out
+
+
+def test_a_failed_run_leaves_the_rack_failed_with_its_step_and_error(runner, local_aws, aws_proxy):
+    """Finding 6: a run that fails after its first write leaves the rack reading `failed`, with the
+    step and the error, in racks.yml and rack_status.yml (not `installing` until the status
+    expiry); the next run that finishes makes it `running` again."""
+    aws_proxy.configure(fault_rate=1.0, faults=["500"], match=lambda r: r.name == "elasticloadbalancing:CreateLoadBalancer")
+    proc = Runner(local_aws, proxy=aws_proxy).playbook(
+        playbook("install_rack.yml"), {"rack": "uxfail", "rack_high_availability": False, "rack_instance_count": 1,
+                                       "rack_wait_timeout": 20}, expect_rc=2)
+    assert "create_load_balancer failed with InternalError" in proc.stdout, proc.stdout[-3000:]
+    racks = shown_msg(runner.playbook(playbook("racks.yml")).stdout, "Show racks")
+    assert "local/uxfail  failed" in [line.strip() for line in racks] or any(
+        re.match(r"^local/uxfail\s+failed$", line) for line in racks), racks
+    status = runner.playbook(playbook("rack_status.yml"), {"rack": "uxfail"}).stdout
+    assert re.search(r'"Status\s+failed', status), status
+    assert "creating load balancer convox-uxfail" in status, status
+    proc = runner.playbook(playbook("install_rack.yml"), {"rack": "uxfail"})
+    assert SUMMARY.match(shown_msg(proc.stdout, "convox.rack.rack : Show what was done")[0])["status"] == "running"
+    racks = shown_msg(runner.playbook(playbook("racks.yml")).stdout, "Show racks")
+    assert any(re.match(r"^local/uxfail\s+running$", line) for line in racks), racks

@@ -157,12 +157,14 @@ class Progress:
 
     def __init__(self, path=None):
         self.path = path
+        self.step = None  # the last step noted: named in the record of a run that fails (record.mark_failed)
 
     @classmethod
     def from_env(cls, environ=None):
         return cls((os.environ if environ is None else environ).get(cls.ENV) or None)
 
     def note(self, step):
+        self.step = step
         if not self.path:
             return
         try:

@@ -47,6 +47,11 @@ class Plan:
                 self.before_first_write()
 
     @property
+    def wrote(self):
+        """Whether this run began writing (its first write marked the rack)."""
+        return self._writing
+
+    @property
     def changed(self):
         return bool(self.changes)
 
