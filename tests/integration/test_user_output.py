@@ -150,3 +150,33 @@ def test_a_failed_run_leaves_the_rack_failed_with_its_step_and_error(runner, loc
     assert SUMMARY.match(shown_msg(proc.stdout, "convox.rack.rack : Show what was done")[0])["status"] == "running"
     racks = shown_msg(runner.playbook(playbook("racks.yml")).stdout, "Show racks")
     assert any(re.match(r"^local/uxfail\s+running$", line) for line in racks), racks
+
+
+def quoted_lines(block):
+    """The quoted lines of a ```text block of the docs (the lines of a msg), "..." left out."""
+    return [line.strip().rstrip(",")[1:-1].strip() for line in block.splitlines()
+            if line.strip().startswith('"') and not line.strip().startswith('"msg"')]
+
+
+def text_blocks(path, after):
+    """The ```text blocks of a document that follow the first line containing `after`."""
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+        doc = f.read()
+    doc = doc[doc.index(after):]
+    return re.findall(r"```text\n(.*?)```", doc, re.S)
+
+
+def test_the_readme_and_playbooks_md_show_what_a_user_sees(runner):
+    """Finding 11 (in part): the install output and the status shown in README.md and
+    docs/playbooks.md, line by line, as a real install of rack production on the local AWS prints
+    them (the lines the docs trim with "..." aside)."""
+    install = runner.playbook(playbook("install_rack.yml"), {"rack": "production"}).stdout
+    status = runner.playbook(playbook("rack_status.yml"), {"rack": "production"}).stdout
+    real = set(shown_msg(install, "convox.rack.rack : Show what was done")) | set(shown_msg(status, "Show rack production"))
+    readme = text_blocks("README.md", "It ends like this")[0]
+    summary, _racks, rack = readme.split("TASK [")[1:4]
+    for line in quoted_lines(summary) + quoted_lines(rack):
+        assert line in real, (line, sorted(real))
+    playbooks_md = text_blocks("docs/playbooks.md", "## install_rack.yml")[0]
+    for line in quoted_lines(playbooks_md):
+        assert line in real, (line, sorted(real))
