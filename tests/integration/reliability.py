@@ -34,12 +34,12 @@ FAULT_MIX = FAULT_KINDS  # the proxy's default mix of fault kinds
 RACK_VARS = {"rack_high_availability": False, "rack_private": True, "rack_instance_count": 1}
 UPDATE_VARS = {"rack_instance_count": 2, "rack_log_retention": 14}
 
-# Set in the environment of every process of a run, so that a kill finds them all (the role runs
-# the module with async: it lives on detached from ansible-playbook).
+# Set in the environment of every process of a run, so that a kill finds them all (ansible-playbook,
+# its worker and the module it runs).
 RUN_MARK = "CONVOX_RELIABILITY_RUN"
 
-# The rack role polls its async module every second for 8 s, then every rack_poll_interval (15 s
-# by default): a run slowed by faults would wait for that poll. Tests poll every second.
+# Seconds between the rack action's progress lines (plugins/action/rack.py): one a second here, so
+# that a test's output shows where a slowed run was.
 POLL = {"rack_poll_interval": 1}
 
 

@@ -307,7 +307,7 @@ def test_update_rack_validates_its_variables_before_reading_the_rack(variable, v
 @pytest.mark.parametrize("playbook", ["install_rack.yml", "apps.yml"])
 def test_a_hostile_current_rack_is_data(playbook, proxied, aws_proxy, tmp_path):
     """CONVOX_RACK and the current-rack file are data the lookup returns, never templates."""
-    word = "rack" if playbook == "apps.yml" else "name"
+    word = "rack"  # the variable the user sets (the rack role names its variables, not the module's `name`)
     for env in ({"CONVOX_RACK": JINJA[0]},
                 {"XDG_CONFIG_HOME": str(tmp_path / "config")}):
         if "XDG_CONFIG_HOME" in env:

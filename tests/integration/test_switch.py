@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -92,7 +93,9 @@ def test_switch_needs_a_rack_and_check_mode_writes_nothing(runner, home):
     proc = run(runner, home, "switch.yml", expect_rc=2)
     assert "rack: is required (-e rack=NAME)" in proc.stdout
     proc = run(runner, home, "switch.yml", dict(BOTH_REGIONS, rack="west"), check=True)
-    assert "Switched to local/swq-west" in proc.stdout
+    # check mode records nothing, and says so (issue 13, finding 9)
+    assert "Would switch to local/swq-west (check mode: nothing was recorded)" in proc.stdout
+    assert "Switched to" not in proc.stdout
     assert not os.path.exists(home["current"])
 
 
@@ -135,9 +138,11 @@ def test_update_and_install_take_the_current_rack(runner, home):
     proc = run(runner, home, "update_rack.yml", check=True, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
                ANSIBLE_DISPLAY_OK_HOSTS="true")
     assert "PLAY [Update rack swq-west]" in proc.stdout
-    assert "rack swq-west is running: no change" in proc.stdout, proc.stdout[proc.stdout.find("Plan (check mode)"):][:3000]
+    assert re.search(r"rack swq-west is running at convox-swq-west-\S+\.eu-west-1\.elb\.amazonaws\.com: no change",
+                     proc.stdout), proc.stdout[proc.stdout.find("Run on rack"):][:3000]
     proc = run(runner, home, "install_rack.yml", check=True, CONVOX_RACK="swq-alpha")
-    assert "PLAY [Install rack swq-alpha]" in proc.stdout and "rack swq-alpha is running: no change" in proc.stdout
+    assert "PLAY [Install rack swq-alpha]" in proc.stdout
+    assert re.search(r"rack swq-alpha is running at \S+: no change", proc.stdout), proc.stdout
 
 
 def test_uninstall_never_takes_the_current_rack(runner, home, local_aws):

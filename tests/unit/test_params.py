@@ -361,3 +361,11 @@ def test_region_names_of_every_shape_are_accepted(region):
                                     "abcde-east-1", "us--east-1", "-us-east-1"])
 def test_region_lookalikes_are_refused(region):
     assert not REGION_RE.match(region)
+
+
+def test_turning_high_availability_on_is_refused_as_such_not_for_its_instance_count():
+    """Issue 13, finding 7: the fundamental refusal comes first."""
+    recorded = dict(RECORDED, high_availability=False, instance_count=1)
+    with pytest.raises(ValidationError) as e:
+        check_immutable(recorded, effective_parameters(request(high_availability=True), recorded))
+    assert e.value.msg.startswith("high_availability: cannot change after install"), e.value.msg

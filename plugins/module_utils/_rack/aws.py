@@ -16,6 +16,8 @@ attempts per call in its default mode) happen inside each attempt.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 
 try:
@@ -148,29 +150,64 @@ class Aws:
         return error
 
 
+class Progress:
+    """The step a run is at, for the live progress lines of the rack action (plugins/action/rack.py):
+    a small JSON file, {"step": "waiting for NAT gateways ...", "at": epoch seconds}, rewritten at
+    each step or wait. Its path comes from the action (CONVOX_RACK_PROGRESS); without one, nothing
+    is written. A write that fails is ignored: progress never fails a run."""
+
+    ENV = "CONVOX_RACK_PROGRESS"
+
+    def __init__(self, path=None):
+        self.path = path
+        self.step = None  # the last step noted: named in the record of a run that fails (record.mark_failed)
+
+    @classmethod
+    def from_env(cls, environ=None):
+        return cls((os.environ if environ is None else environ).get(cls.ENV) or None)
+
+    def note(self, step):
+        self.step = step
+        if not self.path:
+            return
+        try:
+            tmp = "%s.%d.tmp" % (self.path, os.getpid())
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"step": step, "at": time.time()}, f)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+
+
 class Deadline:
     """A wait_timeout shared by every wait and retry of one run, polled with growing intervals."""
 
-    def __init__(self, seconds, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, seconds, clock=time.monotonic, sleep=time.sleep, progress=None):
         self._clock = clock
         self._sleep = sleep
         self.end = clock() + seconds
         self.seconds = seconds
+        self.progress = progress or Progress()
 
     def remaining(self):
         return self.end - self._clock()
 
     def wait_for(self, what, probe, interval=2.0, max_interval=POLL_MAX):
-        """Poll probe() until it returns a true value; raise WaitTimeout naming `what`."""
+        """Poll probe() until it returns a true value; raise WaitTimeout naming `what` (a text, or a
+        function that says what is still waited for, noted again after each look)."""
+        def named():
+            return what() if callable(what) else what
+        self.progress.note("waiting for %s" % named())
         delay = interval
         while True:
             result = probe()
             if result:
                 return result
+            if callable(what):
+                self.progress.note("waiting for %s" % named())
             left = self.remaining()
             if left <= 0:
-                what = what() if callable(what) else what
-                raise WaitTimeout("timed out after %ds waiting for %s" % (self.seconds, what), waiting_for=what)
+                raise WaitTimeout("timed out after %ds waiting for %s" % (self.seconds, named()), waiting_for=named())
             self._sleep(min(delay, left))
             delay = min(delay * 1.5, max_interval)
 

@@ -40,6 +40,8 @@ class Run:
         # Client tokens of this run's creates: the same for botocore's retries of one request,
         # new for each run (a token AWS still remembers must not return a resource deleted since).
         self._run_token = uuid.uuid4()
+        # The status the last run left, read before this run marks the bucket `updating` (record.mark).
+        self._status_before = state.recorded_status if state is not None else None
 
     @property
     def check_mode(self):
@@ -61,7 +63,7 @@ class Run:
         failed): it may have created the VPC or the load balancer and stopped before the
         attribute calls that follow each creation (AWS takes those attributes only afterwards).
         Only then are they set again: a healthy rack's no-op rerun makes no extra call."""
-        return self.state.recorded_status != "running"
+        return self._status_before != "running"
 
 
 def known(value):

@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - AnsibleAWSModule reports missing botoc
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
 
-from .aws import Aws, Deadline
+from .aws import Aws, Deadline, Progress
 from .clients import SessionClients
 from .errors import RackError, ValidationError
 from .params import REGION_RE, shown
@@ -131,7 +131,8 @@ def run_module(module, validate, serve):
     try:
         validate(module.params)
         region = region_of(module)
-        aws = make_aws(module, Deadline(module.params.get("wait_timeout") or DEFAULT_WAIT_TIMEOUT))
+        aws = make_aws(module, Deadline(module.params.get("wait_timeout") or DEFAULT_WAIT_TIMEOUT,
+                                        progress=Progress.from_env()))
         result, warnings = serve(aws, region, module.params, module.check_mode)
     except RackError as e:
         fail(module, e, aws)

@@ -101,4 +101,4 @@ def wait_usable(run):
             compute.launch_failure(run, name)
             return False
         return entry.active(run, lb_arn)
-    run.deadline.wait_for("rack %s: instances in service and load balancer active" % run.names.rack, usable)
+    run.deadline.wait_for("the instances in service and the load balancer active", usable)

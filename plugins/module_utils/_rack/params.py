@@ -360,7 +360,11 @@ def effective_parameters(requested, recorded):
             out[key] = 3 if ha else 1
         else:
             out[key] = DEFAULTS[key]
-    if out["high_availability"] and out["instance_count"] < 3:
+    # Turning high_availability on after install is refused as such (check_immutable, next), not
+    # for the instance_count it would need.
+    ha_changes = bool(recorded) and "high_availability" in recorded and \
+        recorded["high_availability"] != out["high_availability"]
+    if out["high_availability"] and out["instance_count"] < 3 and not ha_changes:
         raise ValidationError(
             "instance_count",
             "must be at least 3 with high_availability (got %d); set high_availability: false for fewer"

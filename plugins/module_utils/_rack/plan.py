@@ -12,11 +12,16 @@ their own creation.
 from __future__ import annotations
 
 CHECK_MODE_ID = "(known after apply)"
+DOING = {"create": "creating", "update": "updating", "delete": "deleting", "replace": "replacing"}
+# A change's kind in words, for the progress lines (roles/rack/tasks/main.yml words the summary alike).
+KIND_WORDS = {"nat_gateway": "NAT gateway", "elastic_ip": "elastic IP", "iam_role": "IAM role",
+              "ecs_cluster": "ECS cluster", "autoscaling_group": "Auto Scaling group", "vpc": "VPC"}
 
 
 class Plan:
-    def __init__(self, check_mode, before_first_write=None):
+    def __init__(self, check_mode, before_first_write=None, progress=None):
         self.check_mode = check_mode
+        self.progress = progress  # aws.Progress: the step, for the live progress lines
         self.changes = []
         self.before_first_write = before_first_write
         self._writing = False
@@ -30,6 +35,8 @@ class Plan:
         if self.check_mode:
             return None
         self.writing()
+        if self.progress is not None:
+            self.progress.note("%s %s %s" % (DOING.get(action, action), KIND_WORDS.get(kind, kind.replace("_", " ")), name))
         return apply()
 
     def writing(self):
@@ -38,6 +45,11 @@ class Plan:
             self._writing = True
             if self.before_first_write:
                 self.before_first_write()
+
+    @property
+    def wrote(self):
+        """Whether this run began writing (its first write marked the rack)."""
+        return self._writing
 
     @property
     def changed(self):

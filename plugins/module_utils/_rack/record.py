@@ -20,6 +20,7 @@ one call by them."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
@@ -34,6 +35,9 @@ VERSION_TAG = STATE_TAG_PREFIX + "version"
 STATUS_EXPIRES_TAG = STATE_TAG_PREFIX + "lease"
 STATUS_EXPIRY_MARGIN = 300
 RUN_STATUSES = ("installing", "updating", "uninstalling")
+# What the last run was doing when it failed, and its error (cleared by the next run that finishes).
+ERROR_TAG = STATE_TAG_PREFIX + "error"
+TAG_VALUE_RE = re.compile(r"[^\w .:/=+\-@]")
 
 
 def status_expires(wait_timeout, now=None):
@@ -105,6 +109,20 @@ def with_status(tags, status, wait_timeout=None):
     else:
         tags.pop(STATUS_EXPIRES_TAG, None)
     return tags
+
+
+def mark_failed(run, step, error):
+    """After a run failed past its first write: record `failed`, with the step and the error, on the
+    rack's bucket (if there is one by then), so that the rack reads `failed` rather than a run status
+    that nothing holds any more. Best effort: the run's own error is what the user is told."""
+    bucket = run.state.bucket
+    # An install's bucket was created by this run, with the record's tags (a put on no bucket fails).
+    tags = dict(bucket["tags"]) if bucket is not None else record_tags(run.tags, run.wanted, "failed", 0)
+    tags = with_status(tags, "failed")
+    tags[ERROR_TAG] = TAG_VALUE_RE.sub(" ", "%s: %s" % (step or "run", error))[:256]
+    put_tags(run.aws, run.names.bucket, tags)
+    if bucket is not None:
+        bucket["tags"] = tags
 
 
 def put_tags(aws, bucket, tags):

@@ -10,7 +10,10 @@ Both run under the rack's run lock (lock.py) from their first write on."""
 
 from __future__ import annotations
 
+import contextlib
+
 from . import install, record, uninstall
+from .aws import Progress
 from .context import Run
 from .errors import RackError, ValidationError
 from .lock import LockedService, locked_first
@@ -35,7 +38,13 @@ def serve(aws, region, params, check_mode):
 
 
 class RackService(LockedService):
+    @property
+    def progress(self):
+        """Where the run notes its step (aws.Progress, through the run's deadline)."""
+        return getattr(self.aws.deadline, "progress", None) or Progress()
+
     def _read(self):
+        self.progress.note("reading rack %s" % self.params["name"])
         return read_rack(self.aws, self.params["name"], self.region, self.identity)
 
     def _locked(self, operation, run, removed=None):
@@ -58,18 +67,19 @@ class RackService(LockedService):
                 % (p["name"], self.region, self.identity.account))
         recorded = {} if state.recorded_status == "uninstalled" else state.recorded_parameters
         wanted, tags = self._wanted(state, recorded)
-        plan = Plan(self.check_mode)
+        plan = Plan(self.check_mode, progress=self.progress)
         run = Run(self.aws, self.region, self.identity, state.names, plan, state, wanted,
                   dict(system_tags(p["name"]), **tags), wait=p.get("wait", True))
         plan.before_first_write = locked_first(first_write, lambda: record.mark(run, install.first_status(run)))
-        install.converge(run)
-        rolled = install.plan_replacement(run)
-        record.finish(run, wanted, run.tags)
-        waited = run.wait and not self.check_mode
-        if waited:
-            install.wait_usable(run)
-            if rolled:
-                compute.replace_outdated(run)
+        with self._failed_marked(run):
+            install.converge(run)
+            rolled = install.plan_replacement(run)
+            record.finish(run, wanted, run.tags)
+            waited = run.wait and not self.check_mode
+            if waited:
+                install.wait_usable(run)
+                if rolled:
+                    compute.replace_outdated(run)
         self.warnings.extend(run.warnings)
         status, _missing = decide(state, Outcome("install", plan.changed, self.check_mode, waited))
         return {
@@ -79,6 +89,19 @@ class RackService(LockedService):
             "aws_calls": len(self.aws.calls),
             "diff": plan.diff(recorded, wanted, state.user_tags, tags),
         }
+
+    @contextlib.contextmanager
+    def _failed_marked(self, run):
+        """A run that fails after its first write records `failed` with its step and error (record.mark_failed)."""
+        try:
+            yield
+        except RackError as e:
+            if run.plan.wrote:
+                try:
+                    record.mark_failed(run, self.progress.step, e.msg)
+                except RackError:
+                    pass
+            raise
 
     def _wanted(self, state, recorded):
         """(the parameters to converge to, the user's tags), refused when they cannot be."""
@@ -119,7 +142,7 @@ class RackService(LockedService):
         p = self.params
         state = self._read()
         before = {"parameters": state.recorded_parameters, "exists": state.exists}
-        plan = Plan(self.check_mode)
+        plan = Plan(self.check_mode, progress=self.progress)
         run = Run(self.aws, self.region, self.identity, state.names, plan, state)
         plan.before_first_write = locked_first(first_write, lambda: record.mark(run, "uninstalling"))
         kept = uninstall.teardown(run, p.get("force", False), p.get("purge_data", False))

@@ -11,7 +11,7 @@ unknown (parts could not be read), and for what a run just did, uninstalled."""
 
 from __future__ import annotations
 
-from .record import RUN_STATUSES, VERSION_TAG, status_current
+from .record import ERROR_TAG, RUN_STATUSES, VERSION_TAG, status_current
 from .state import found
 
 
@@ -83,6 +83,8 @@ def _from_what_exists(state):
     recorded = state.recorded_status
     if recorded in RUN_STATUSES and status_current(state.tags):
         return recorded, []
+    if recorded == "failed":
+        return "failed", ["last run failed: %s" % (state.tags or {}).get(ERROR_TAG, "")]
     missing = sorted(k for k, ok in required_parts(state).items() if not ok)
     if missing:
         return "failed", missing
