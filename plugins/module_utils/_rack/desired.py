@@ -257,15 +257,19 @@ def permissions_from_keys(keys):
     return out
 
 
-def policy_equal(current, wanted):
-    if current is None:
-        return False
-    if isinstance(current, str):
+def _document(policy):
+    """A policy document as a dict (AWS returns some as JSON text), or None when it is none or unreadable."""
+    if isinstance(policy, str):
         try:
-            current = json.loads(current)
+            return json.loads(policy)
         except ValueError:
-            return False
-    return _canon(current) == _canon(wanted)
+            return None
+    return policy
+
+
+def policy_equal(current, wanted):
+    current = _document(current)
+    return current is not None and _canon(current) == _canon(wanted)
 
 
 def _canon(doc):
@@ -323,13 +327,9 @@ def with_statement(policy, statement):
 
 
 def has_statement(policy, statement):
+    policy = _document(policy)
     if not policy:
         return False
-    if isinstance(policy, str):
-        try:
-            policy = json.loads(policy)
-        except ValueError:
-            return False
     return any(s.get("Sid") == statement["Sid"] and policy_equal(s, statement) for s in policy.get("Statement", []))
 
 
