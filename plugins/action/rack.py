@@ -64,6 +64,8 @@ def in_user_words(text, variables):
     text = re.sub(r"(?<![\w.])(%s)(?=: )" % options, lambda m: variables[m.group(1)], text)
     text = re.sub(r"\b(set|with|give) (%s)\b" % options, lambda m: "%s %s" % (m.group(1), variables[m.group(2)]), text)
     return re.sub(r"'(%s)'" % options, lambda m: "'%s'" % variables[m.group(1)], text)
+
+
 DEFAULT_INTERVAL = 15
 
 

@@ -63,8 +63,8 @@ def test_summary_names_router_and_each_change_and_check_mode_plans_the_same_list
     """Findings 10 and 5: the last message names the rack, its status, its router and the count,
     then one line per change; an update's check-mode plan lists exactly the changes the real
     update then makes (no extra load-balancer entry 'last run unfinished')."""
-    proc = runner.playbook(playbook("install_rack.yml"), {"rack": "uxsum", "rack_high_availability": False,
-                                                         "rack_instance_count": 1})
+    proc = runner.playbook(playbook("install_rack.yml"),
+                           {"rack": "uxsum", "rack_high_availability": False, "rack_instance_count": 1})
     lines = shown_msg(proc.stdout, "convox.rack.rack : Show what was done")
     m = SUMMARY.match(lines[0])
     assert m and m["rack"] == "uxsum" and m["status"] == "running", lines
@@ -118,8 +118,8 @@ def test_refusals_come_first_and_name_the_playbook_variables(runner):
     """Findings 7 and 8: turning high_availability on is refused as such (not for its instance
     count), and from a playbook the messages name the variables typed (rack_high_availability,
     rack_force), in the [ERROR] line as in the result."""
-    runner.playbook(playbook("install_rack.yml"), {"rack": "uxref", "rack_high_availability": False,
-                                                  "rack_instance_count": 1})
+    runner.playbook(playbook("install_rack.yml"),
+                    {"rack": "uxref", "rack_high_availability": False, "rack_instance_count": 1})
     proc = runner.playbook(playbook("update_rack.yml"), {"rack": "uxref", "rack_high_availability": True}, expect_rc=2)
     assert "rack_high_availability: cannot change after install (the number of availability zones is fixed at" \
            " install): the rack has False, asked True" in proc.stdout + proc.stderr
