@@ -429,6 +429,12 @@ def picture(account, racks=()):
         pic.add("target_group", name=tg["TargetGroupName"])
     iam = account.client("iam")
     for role in iam.list_roles()["Roles"]:
+        if role["Path"].startswith("/aws-service-role/"):
+            # A service-linked role is the account's, not a rack's: Auto Scaling makes
+            # AWSServiceRoleForAutoScaling at an account's first group (IAM user guide, "Using
+            # service-linked roles"), the rack's key policy names it (so an install makes it where it
+            # is missing), and no uninstall removes it, on AWS as here.
+            continue
         name = role["RoleName"]
         tags = iam.list_role_tags(RoleName=name)["Tags"]
         pic.add("iam_role", name=name, path=role["Path"], policies=sorted(iam.list_role_policies(RoleName=name)["PolicyNames"]),

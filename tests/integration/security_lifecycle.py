@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from aws_proxy import AwsProxy  # noqa: E402  (scripts/aws_proxy.py)
 
 REGION = "us-east-1"
-ACCOUNT = "565656565656"
+ACCOUNT = "575757575757"  # an account of its own: test_awx.py uses 565656565656
 PUBLIC = "secpub"        # public rack, one availability zone pair, updated in every parameter
 PRIVATE = "secpriv"      # private rack (NAT gateways), high availability, uninstalled with force + purge
 ASSUMED_ROLE = "arn:aws:iam::%s:role/convox-operator" % ACCOUNT

@@ -600,7 +600,7 @@ def step_install_rack(launch, local_aws, aws_credential):
                  [aws_credential])
     assert job.extra_vars["rack_instance_type"] == "t3.small"     # the survey's defaults came along
     assert "Run on rack %s" % RACK in job.tasks_run()
-    assert re.match(r"rack %s is running: \d+ changes?$" % RACK, show_msg(job, "Show what was done"))
+    assert re.match(r"rack %s is running at \S+\.elb\.amazonaws\.com: \d+ changes?$" % RACK, show_msg(job, "Show what was done"))
     assert job.stats()["changed"].get("localhost")
     record = rack_of(local_aws, aws_credential, RACK)
     assert record and record["convox:instance_type"] == "t3.small" and record["convox:high_availability"] == "false"
@@ -651,7 +651,7 @@ def step_racks_inventory_source(controller, local_aws, aws_credential, proxy):
 def step_update_rack(launch, local_aws, aws_credential):
     job = launch("update_rack", {"rack": RACK, "rack_region": REGION, "rack_instance_count": 2}, [aws_credential])
     assert job.extra_vars["rack_instance_type"] == ""     # blank: kept
-    assert re.match(r"rack %s is running: \d+ changes?$" % RACK, show_msg(job, "Show what was done"))
+    assert re.match(r"rack %s is running at \S+\.elb\.amazonaws\.com: \d+ changes?$" % RACK, show_msg(job, "Show what was done"))
     record = rack_of(local_aws, aws_credential, RACK)
     assert record["convox:instance_count"] == "2" and record["convox:instance_type"] == "t3.small"
     assert_signed_by(job, aws_credential.env["AWS_ACCESS_KEY_ID"])
@@ -660,7 +660,7 @@ def step_update_rack(launch, local_aws, aws_credential):
 
 def step_create_app(launch, local_aws, aws_credential):
     job = launch("create_app", {"rack": RACK, "rack_region": REGION, "app": APP}, [aws_credential])
-    assert re.match(r"app %s of rack %s is running: \d+ changes?$" % (APP, RACK), show_msg(job, "Show what was done"))
+    assert re.match(r"app %s of rack %s is running: \d+ change\(s\)$" % (APP, RACK), show_msg(job, "Show what was done"))
     logs = client(local_aws, aws_credential, "logs")
     assert logs.describe_log_groups(logGroupNamePrefix="/convox/%s/apps/%s" % (RACK, APP))["logGroups"]
     assert_signed_by(job, aws_credential.env["AWS_ACCESS_KEY_ID"])
@@ -747,7 +747,7 @@ def step_install_through_a_role(launch, local_aws, sts_recorder, aws_credential,
     before = len(sts_recorder.assumed)
     job = launch("install_rack", {"rack": ROLE_RACK, "rack_region": REGION, "rack_high_availability": "false",
                                   "rack_instance_type": "t3.micro"}, [aws_credential, role_credential])
-    assert re.match(r"rack %s is running: \d+ changes?$" % ROLE_RACK, show_msg(job, "Show what was done"))
+    assert re.match(r"rack %s is running at \S+\.elb\.amazonaws\.com: \d+ changes?$" % ROLE_RACK, show_msg(job, "Show what was done"))
     assert [e for e in job.task_results("Assume role %s" % ROLE_ARN) if e["event"] == "runner_on_ok"]
     session = assert_through_role(job, sts_recorder, aws_credential, before)
     assert session["session_name"] == "awx-job-%d" % job.id          # CloudTrail shows the AWX job

@@ -31,7 +31,7 @@ from inventory_cli import ansible_inventory, listed
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 BATCH_PLAYBOOK = os.path.join(ROOT, "tests", "integration", "playbooks", "module_batch.yml")
-ACCOUNT = "555555555555"   # the hostile-tags rack lives here, away from other tests' racks
+ACCOUNT = "545454545454"   # the hostile-tags rack lives here, away from other tests' racks
 
 # A shell command in a template would create this file; no test may find it.
 MARK = "/tmp/convox-rack-input-pwned"

@@ -15,7 +15,7 @@ import pytest
 
 from test_inventory import ROOT, account_client, account_env, install, run_module
 
-ACCOUNT = "666666666666"
+ACCOUNT = "616161616161"  # an account of its own: test_awx.py assumes a role in 666666666666
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 from test_inventory import ROOT, account_env, install
 
-ACCOUNT = "555555555555"
+ACCOUNT = "535353535353"  # an account of its own: test_awx.py uses 555555555555
 BOTH_REGIONS = {"rack_regions": ["us-east-1", "eu-west-1"]}
 
 

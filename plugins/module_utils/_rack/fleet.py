@@ -43,8 +43,9 @@ RACK_TAG_FILTERS = [{"Key": "System", "Values": [SYSTEM]}, {"Key": "Type", "Valu
 EC2_FILTERS = [{"Name": "tag:System", "Values": [SYSTEM]}, {"Name": "tag:Type", "Values": ["rack"]}]
 ECS_BATCH = 100          # DescribeClusters and DescribeCapacityProviders take 100 names
 WORKERS = 16
-# What a rack of which nothing but the tagging listing's entry is left has none of (and its load balancer).
-GHOST_KEYS = ("vpc_id", "autoscaling_group_name", "cluster_name", "log_group")
+# What a rack of which nothing but the tagging listing's entry is left has none of (and no load
+# balancer): the parts read from their own services, not from the (lagging) listing.
+GHOST_KEYS = ("autoscaling_group_name", "cluster_name", "log_group")
 
 
 def is_loopback(url):
