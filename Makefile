@@ -20,7 +20,7 @@ SANITY_PYTHON          ?= 3.11
 LOCAL_AWS_PORT         ?= 4566
 # Two workers (a 2-core CI machine); --dist loadgroup keeps a group's tests on one worker, in the
 # order tests/integration/conftest.py gives (longest first): see GROUPS and SLOW_FIRST there.
-PYTEST_ARGS            ?= -n 2 -q --dist loadgroup --no-loadscope-reorder
+PYTEST_ARGS            ?= -n 3 -q --dist loadgroup --no-loadscope-reorder
 SANITY_ARGS            ?=
 export LOCAL_AWS_PORT
 
