@@ -125,8 +125,10 @@ def mark_failed(run, step, error):
         bucket["tags"] = tags
 
 
-def put_tags(aws, bucket, tags):
-    aws.call("s3", "put_bucket_tagging", "bucket %s" % bucket, Bucket=bucket, Tagging={"TagSet": tag_list(tags)})
+def put_tags(aws, bucket, tags, retry_on=()):
+    """Replace the bucket's whole tag set (S3's tagging has no add or remove)."""
+    aws.call("s3", "put_bucket_tagging", "bucket %s" % bucket, Bucket=bucket, Tagging={"TagSet": tag_list(tags)},
+             retry_on=retry_on)
 
 
 def mark(run, status):

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 
 from .. import desired as D
+from .. import record
 from ..errors import AWSCallError, RackError
-from ..tags import sync_tags, tag_dict, tag_list
+from ..tags import sync_tags, tag_dict
 
 NOT_FOUND = ("NoSuchBucket",)
 # S3 acknowledges CreateBucket before every reader sees the bucket: the calls that configure a new
@@ -127,11 +128,6 @@ def encryption(spec, current, s3):
             s3("put_bucket_encryption", ServerSideEncryptionConfiguration=D.ENCRYPTION), "AES256")
 
 
-def put_tags(aws, name, tags, retry_on=()):
-    aws.call("s3", "put_bucket_tagging", "bucket %s" % name, Bucket=name, Tagging={"TagSet": tag_list(tags)},
-             retry_on=retry_on)
-
-
 def create(aws, spec):
     """Create, tag and harden the bucket."""
     kwargs = {"Bucket": spec.name, "ObjectOwnership": "BucketOwnerEnforced"}
@@ -141,7 +137,7 @@ def create(aws, spec):
     # us-east-1 (S3 API reference, CreateBucket): the bucket is ours, and is configured below.
     aws.call("s3", "create_bucket", "bucket %s" % spec.name, ignore=("BucketAlreadyOwnedByYou",),
              retry_on=("OperationAborted",), **kwargs)
-    put_tags(aws, spec.name, spec.tags, retry_on=NEW_BUCKET)
+    record.put_tags(aws, spec.name, spec.tags, retry_on=NEW_BUCKET)
     for _setting, ok, apply, _detail in settings(aws, spec, {}, exists=False, retry_on=NEW_BUCKET):
         if not ok:
             apply()
@@ -155,7 +151,7 @@ def ensure(aws, plan, spec, bucket):
         return
     if spec.sync_tags:
         # S3 replaces a bucket's whole tag set: one write sets and unsets.
-        sync_tags(plan, "bucket", spec.name, bucket["tags"], spec.tags, lambda tags: put_tags(aws, spec.name, tags))
+        sync_tags(plan, "bucket", spec.name, bucket["tags"], spec.tags, lambda tags: record.put_tags(aws, spec.name, tags))
     current = read_config(aws, spec.name, logging=spec.logging is not None)
     for setting, ok, apply, detail in settings(aws, spec, current, exists=True):
         if not ok:
