@@ -8,7 +8,8 @@ by --scale), records every AWS call through scripts/aws_proxy.py, draws the time
 resource (when it was asked for, when the timings make it ready) and prints the ratio of the run's
 wall time to the longest chain of waits the timings allow:
 
-  install:   max(NAT pending, load balancer provisioning, IAM propagation + instances pending)
+  install:   max(NAT pending, load balancer provisioning,
+                 IAM propagation + instances pending + their ECS agents registering them)
   uninstall: max(group deletion, NAT deleting, the load balancer's interfaces lingering)
 
 A ratio near 1 means the run waited for AWS and little else; the fixed cost of a run (ansible's
@@ -34,18 +35,20 @@ from aws_proxy import AwsProxy  # noqa: E402
 
 # The issue's real timings (seconds of AWS's time), as scripts/realism.py names them.
 TIMINGS = {"nat_pending": 120.0, "lb_provisioning": 150.0, "instance_pending": 90.0, "profile_propagation": 15.0,
+           "agent_registration": 30.0,
            "nat_deleting": 60.0, "asg_delete": 120.0, "lb_eni_linger": 150.0, "latency": 0.05,
            "s3_consistency": 0.0, "ec2_consistency": 0.0, "tagging_lag": 0.0}
 CASES = {"private": {"rack_private": True, "rack_high_availability": False, "rack_instance_count": 1},
          "high-availability": {"rack_private": True, "rack_high_availability": True, "rack_instance_count": 3}}
-# (label, the call that asks for it, the timing that makes it ready)
-INSTALL_PARTS = [("instance profile", "iam:CreateInstanceProfile", "profile_propagation"),
-                 ("NAT gateways", "ec2:CreateNatGateway", "nat_pending"),
-                 ("load balancer", "elasticloadbalancing:CreateLoadBalancer", "lb_provisioning"),
-                 ("instances", "autoscaling:CreateAutoScalingGroup", "instance_pending")]
-UNINSTALL_PARTS = [("Auto Scaling group", "autoscaling:DeleteAutoScalingGroup", "asg_delete"),
-                   ("load balancer's interfaces", "elasticloadbalancing:DeleteLoadBalancer", "lb_eni_linger"),
-                   ("NAT gateways", "ec2:DeleteNatGateway", "nat_deleting")]
+# (label, the call that asks for it, the timings that make it ready after that call)
+INSTALL_PARTS = [("instance profile", "iam:CreateInstanceProfile", ("profile_propagation",)),
+                 ("NAT gateways", "ec2:CreateNatGateway", ("nat_pending",)),
+                 ("load balancer", "elasticloadbalancing:CreateLoadBalancer", ("lb_provisioning",)),
+                 ("instances registered", "autoscaling:CreateAutoScalingGroup",
+                  ("instance_pending", "agent_registration"))]
+UNINSTALL_PARTS = [("Auto Scaling group", "autoscaling:DeleteAutoScalingGroup", ("asg_delete",)),
+                   ("load balancer's interfaces", "elasticloadbalancing:DeleteLoadBalancer", ("lb_eni_linger",)),
+                   ("NAT gateways", "ec2:DeleteNatGateway", ("nat_deleting",))]
 
 
 def free_port():
@@ -85,11 +88,11 @@ def playbook(endpoint, name, extra):
 def timeline(records, parts, started, scale):
     """[(label, asked, ready)] in seconds from the run's start, ready as the timings make it."""
     rows = []
-    for label, call, timing in parts:
+    for label, call, timings in parts:
         asked = [r.started for r in records if r.name == call and r.status == 200]
         if asked:
             at = min(asked) - started
-            rows.append((label, at, max(asked) - started + TIMINGS[timing] * scale))
+            rows.append((label, at, max(asked) - started + sum(TIMINGS[t] for t in timings) * scale))
     return rows
 
 
@@ -106,7 +109,8 @@ def draw(rows, wall, width=60):
 def chain(kind, scale):
     t = TIMINGS
     if kind == "install":
-        return scale * max(t["nat_pending"], t["lb_provisioning"], t["profile_propagation"] + t["instance_pending"])
+        return scale * max(t["nat_pending"], t["lb_provisioning"],
+                           t["profile_propagation"] + t["instance_pending"] + t["agent_registration"])
     return scale * max(t["asg_delete"], t["nat_deleting"], t["lb_eni_linger"])
 
 

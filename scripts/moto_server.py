@@ -33,6 +33,18 @@ makes. Each fix names the bug; none changes what AWS would answer (4 answers as 
 7. moto 5.2.5 does not implement ECS's UpdateClusterSettings (500), though it keeps the settings of
    CreateCluster and UpdateCluster and shows them with DescribeClusters include=SETTINGS. AWS sets
    each named setting, keeping the others (ECS API reference, UpdateClusterSettings). The fix does so.
+8. moto 5.2.5 has no ECS agent: an instance never registers in the cluster its user data names,
+   so a cluster's registeredContainerInstancesCount stays 0 (and DeregisterContainerInstance does not
+   even lower it). On AWS the agent of each instance registers it in the cluster of ECS_CLUSTER
+   (ECS Developer Guide, "Amazon ECS container agent configuration"), and "if you terminate a
+   running container instance, Amazon ECS automatically deregisters the instance from your cluster"
+   (ECS API reference, DeregisterContainerInstance); DeleteCluster refuses a cluster that still has
+   registered instances (ClusterContainsContainerInstancesException, ECS API reference,
+   DeleteCluster). The fix plays the agent: before ECS reads a cluster, each InService
+   instance of an Auto Scaling group whose user data names that cluster is registered, and each
+   container instance whose EC2 instance is shutting down or gone is deregistered; the count is the
+   number registered. In realism mode an instance registers `agent_registration` seconds after it
+   is in service (scripts/realism.py).
 
 Besides these fixes, scripts/realism.py adds a realism mode (off unless switched on, see there):
 AWS's time (NAT gateways pending, load balancers provisioning, ...) and its transient refusals.
@@ -40,9 +52,11 @@ AWS's time (NAT gateways pending, load balancers provisioning, ...) and its tran
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import json
 import os
+import re
 import sys
 
 from moto.core.types import Base64EncodedString
@@ -170,6 +184,76 @@ def _update_cluster_settings(self):
 
 
 _ecs_responses.EC2ContainerServiceResponse.update_cluster_settings = _update_cluster_settings
+
+
+# 8. The ECS agent of each instance (see the docstring).
+from moto.autoscaling.models import autoscaling_backends as _autoscaling_backends  # noqa: E402
+from moto.ec2.models import ec2_backends as _ec2_backends  # noqa: E402
+from moto.ecs import models as _ecs_models  # noqa: E402
+from moto.ecs.exceptions import ECSException as _ECSException  # noqa: E402
+
+_ECS_CLUSTER_LINE = re.compile(r"^ECS_CLUSTER=(\S+)\s*$", re.M)
+
+
+def _agent_cluster(group):
+    """The cluster an Auto Scaling group's instances join (ECS_CLUSTER of its user data), or None."""
+    try:
+        data = group.user_data or ""
+    except Exception:  # noqa: BLE001 - a group without a launch template or user data joins none
+        return None
+    data = str(data)  # moto's Base64EncodedString is no str
+    try:
+        data = base64.b64decode(data, validate=True).decode("utf-8", "replace")
+    except ValueError:
+        pass  # user data given as plain text
+    found = _ECS_CLUSTER_LINE.search(data)
+    return found.group(1) if found else None
+
+
+def _agents_report(backend):
+    """Register the instances whose agents would have by now; deregister the terminated ones."""
+    joining = {}
+    for group in list(_autoscaling_backends[backend.account_id][backend.region_name].autoscaling_groups.values()):
+        name = _agent_cluster(group)
+        for state in list(group.instance_states) if name else []:
+            if state.lifecycle_state == "InService" and realism.agent_registered(state):
+                joining[state.instance.id] = name
+    ec2 = _ec2_backends[backend.account_id][backend.region_name]
+    alive = {i.id for r in ec2.reservations.values() for i in r.instances
+             if i.state not in ("shutting-down", "terminated")}
+    for name, cluster in list(backend.clusters.items()):
+        if cluster.status == "ACTIVE":
+            registered = {ci.ec2_instance_id for ci in backend.container_instances.get(name, {}).values()}
+            for instance_id in sorted(i for i, c in joining.items() if c == name and i not in registered):
+                backend.register_container_instance(name, instance_id)
+        members = backend.container_instances.setdefault(name, {})  # (moto replaces an empty one)
+        for key, ci in list(members.items()):
+            if ci.ec2_instance_id not in alive:
+                del members[key]
+        cluster.registered_container_instances_count = len(members)
+
+
+def _with_agents(method):
+    def wrapper(self, *args, **kwargs):
+        _agents_report(self)
+        return method(self, *args, **kwargs)
+    return wrapper
+
+
+def _delete_cluster(self, cluster_str):
+    cluster = self._get_cluster(cluster_str)
+    if self.container_instances.get(cluster.name):
+        raise _ECSException("ClusterContainsContainerInstancesException",
+                            "The Cluster cannot be deleted while Container Instances are active or draining.")
+    return _original_delete_cluster(self, cluster_str)
+
+
+for _method in ("describe_clusters", "list_container_instances", "describe_container_instances",
+                "update_container_instances_state"):
+    setattr(_ecs_models.EC2ContainerServiceBackend, _method,
+            _with_agents(getattr(_ecs_models.EC2ContainerServiceBackend, _method)))
+_original_delete_cluster = _ecs_models.EC2ContainerServiceBackend.delete_cluster
+_ecs_models.EC2ContainerServiceBackend.delete_cluster = _with_agents(_delete_cluster)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ What is modelled (timings in seconds of AWS's time, before `scale`; each names i
   nat_deleting        DeleteNatGateway: `deleting`, then `deleted`
   lb_provisioning     CreateLoadBalancer (elbv2): `provisioning`, then `active`
   instance_pending    an Auto Scaling group's new instance: `Pending`, then `InService`
+  agent_registration  an instance in service: its ECS agent registers it in the cluster this much
+                      later (the agent itself is scripts/moto_server.py's fix 8, on in every mode)
   asg_delete          DeleteAutoScalingGroup: Status `Delete in progress`, instances `Terminating`,
                       then the group is gone
   lb_eni_linger       after DeleteLoadBalancer its network interfaces stay: DependencyViolation on
@@ -63,6 +65,9 @@ DEFAULT_TIMINGS = {
     "nat_deleting": 60.0,
     "lb_provisioning": 180.0,
     "instance_pending": 90.0,
+    # the agent starts after the instance boots and cloud-init writes /etc/ecs/ecs.config (ECS Developer
+    # Guide, "Amazon ECS container agent"); tens of seconds after the group counts the instance in service
+    "agent_registration": 30.0,
     "asg_delete": 120.0,
     "lb_eni_linger": 300.0,
     "profile_propagation": 15.0,
@@ -589,6 +594,14 @@ def _arch_mismatch(group):
     if not archs or image.architecture in archs:
         return None
     return _ARCH_MESSAGE % (archs[0], image.architecture)
+
+
+def agent_registered(instance_state):
+    """Whether an in-service instance of a group has been registered by its ECS agent by now: always
+    outside realism mode; `agent_registration` after it came in service otherwise."""
+    if not REALISM.on():
+        return True
+    return getattr(instance_state, "realism_in_service_at", 0) + REALISM.seconds("agent_registration") <= _now()
 
 
 def _patch_autoscaling():

@@ -111,7 +111,7 @@ def test_list_two_regions_two_accounts(local_aws, accounts, tmp_path):
     assert east["ansible_connection"] == "local"
     assert east["rack_name"] == "inv-east" and east["rack_region"] == "us-east-1" and east["rack_status"] == "running"
     assert east["rack_parameters"]["high_availability"] is False
-    assert east["rack_instances"] == {"desired": 1, "in_service": 1, "registered": 0}
+    assert east["rack_instances"] == {"desired": 1, "in_service": 1, "registered": 1}
     assert east["rack_load_balancer"]["dns_name"].startswith("convox-inv-east-")
     assert east["rack_source"]["account_id"] == ACCOUNT and east["rack_source"]["local"] is True
     assert "tags" not in east and "name" not in east

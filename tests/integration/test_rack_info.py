@@ -54,7 +54,7 @@ def test_every_rack_of_the_region(direct, racks):
                                 "partition": "aws"}
     by_name = {r["name"]: r for r in result["racks"]}
     ok = by_name["info-ok"]
-    assert ok["apps"] == ["web"] and ok["instances"] == {"desired": 1, "in_service": 1, "registered": 0}
+    assert ok["apps"] == ["web"] and ok["instances"] == {"desired": 1, "in_service": 1, "registered": 1}
     assert ok["load_balancer"]["dns_name"].startswith("convox-info-ok-") and ok["missing"] == []
     assert ok["parameters"]["instance_count"] == 1 and ok["version"] == "0.1.0"
     assert by_name["info-slow"]["instances"]["in_service"] == 0
@@ -89,7 +89,7 @@ def test_rack_status_prints_for_a_person(runner, racks, tmp_path):
     env = dict(racks, XDG_CONFIG_HOME=str(tmp_path), CONVOX_RACK="")
     proc = runner.playbook(os.path.join(ROOT, "playbooks", "rack_status.yml"), {"rack": "info-ok"}, env=env)
     for line in ('"Name        local/info-ok"', '"Status      running"', '"Region      us-east-1"',
-                 '"Router      convox-info-ok-', '"Instances   1/1 in service, 0 registered in the cluster"',
+                 '"Router      convox-info-ok-', '"Instances   1/1 in service, 1 registered in the cluster"',
                  '"Apps        1 (web)"', '"Version     0.1.0"', '"  instance_count=1"'):
         assert line in proc.stdout, line
     assert "changed=0" in proc.stdout

@@ -26,11 +26,18 @@ class FailingAws(Aws):
         super().__init__(factory, deadline=Deadline(900))
         self.fail_at = fail_at
 
-    def call(self, service, operation, resource, **kwargs):
+    def _cut(self, service, operation, resource):
         if len(self.calls) + 1 == self.fail_at:
             self.calls.append("%s:%s (injected failure)" % (service, operation))
             raise AWSCallError(resource, operation, "InjectedFailure", "cut here by the test", "test")
+
+    def call(self, service, operation, resource, **kwargs):
+        self._cut(service, operation, resource)
         return super().call(service, operation, resource, **kwargs)
+
+    def paginate(self, service, operation, resource, **kwargs):
+        self._cut(service, operation, resource)
+        return super().paginate(service, operation, resource, **kwargs)
 
 
 def run_service(local_aws, fail_at, **params):

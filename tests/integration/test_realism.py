@@ -173,3 +173,45 @@ def test_a_graviton_rack_gets_the_arm64_image_and_runs(realistic_aws):
     ec2 = realistic_aws.client("ec2")
     lt = ec2.describe_launch_template_versions(LaunchTemplateName="convox-graviton", Versions=["$Default"])
     assert lt["LaunchTemplateVersions"][0]["LaunchTemplateData"]["ImageId"] == arm
+
+
+STATUS = "playbooks/rack_status.yml"
+
+
+def test_a_rack_runs_only_once_its_instances_registered_in_the_cluster(realistic_aws, tmp_path):
+    """Issue 12 fault 5, second half: the status and the install's wait looked at the group's
+    InService count only, so a rack whose instances never joined the ECS cluster (an agent that
+    cannot reach ECS, a wrong ECS_CLUSTER) read `running` though it could run no task. An instance
+    registers when its ECS agent starts (ECS Developer Guide, "Amazon ECS container agent"); the
+    local AWS plays the agent (scripts/moto_server.py fix 8), here 1,000 s late (agent_registration)."""
+    aws_time(realistic_aws, agent_registration=20000)
+    env = dict(realistic_aws.env, XDG_CONFIG_HOME=str(tmp_path), CONVOX_RACK="")
+
+    def status():
+        return Runner(realistic_aws).playbook(STATUS, {"rack": "agentless"}, env=env).stdout
+
+    run(realistic_aws, INSTALL, rack="agentless", rack_high_availability=False, rack_wait=False)
+    time.sleep(10)  # the instance in service (4.5 s), the load balancer active (9 s)
+    shown = status()
+    assert '"Instances   1/1 in service, 0 registered in the cluster"' in shown, shown[-3000:]
+    assert '"Status      converging"' in shown, shown[-3000:]
+
+    proc, _seconds = run(realistic_aws, INSTALL, expect_rc=None, rack="agentless", rack_high_availability=False,
+                         rack_wait_timeout=30)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert "timed out after 30s waiting for the instances in service and registered in the cluster" in proc.stdout, \
+        proc.stdout[-3000:]
+    assert "rack agentless is running" not in proc.stdout
+    cluster = realistic_aws.client("ecs").describe_clusters(clusters=["convox-agentless"])["clusters"][0]
+    assert cluster["registeredContainerInstancesCount"] == 0
+
+    aws_time(realistic_aws, agent_registration=20)  # the agent gets through: 1 s
+    time.sleep(2)
+    shown = status()
+    assert '"Instances   1/1 in service, 1 registered in the cluster"' in shown, shown[-3000:]
+    assert '"Status      running"' in shown, "the run that timed out had changed nothing: " + shown[-3000:]
+    proc, _seconds = run(realistic_aws, INSTALL, rack="agentless", rack_high_availability=False)
+    assert re.search(r"rack agentless is running at \S+: no change", proc.stdout), proc.stdout[-3000:]
+    run(realistic_aws, UNINSTALL, rack="agentless")
+    assert realistic_aws.client("ecs").describe_clusters(clusters=["convox-agentless"])["clusters"][0]["status"] \
+        == "INACTIVE", "the cluster is deleted once the group's instances are gone (and deregistered)"

@@ -4,6 +4,8 @@ botocore's Stubber (for AWS behaviour the local emulator, moto, does not reprodu
 
 from __future__ import annotations
 
+import os
+import runpy
 import time
 import types
 
@@ -20,6 +22,12 @@ from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, 
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+
+# The local AWS's fixes of moto (scripts/moto_server.py: an ECS agent that registers the instances,
+# the NAT gateways' tag filters, ...) apply to the in-process moto (mock_aws) of test_fleet.py and
+# test_reading.py as they apply to the server of the integration tests; its realism mode stays off.
+runpy.run_path(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "scripts", "moto_server.py"), run_name="convox_moto_fixes")
 
 
 @pytest.fixture(autouse=True)

@@ -111,7 +111,7 @@ def test_statuses_and_missing_parts(world):
     assert racks["held"]["status"] == "updating"
     assert racks["nolb"]["status"] == "failed"
     assert racks["nolb"]["missing"] == ["listener", "load_balancer"]
-    assert racks["alpha"]["instances"] == {"desired": 1, "in_service": 1, "registered": 0}
+    assert racks["alpha"]["instances"] == {"desired": 1, "in_service": 1, "registered": 1}
     assert racks["alpha"]["load_balancer"]["dns_name"].startswith("convox-alpha-")
 
 

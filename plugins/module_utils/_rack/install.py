@@ -90,7 +90,9 @@ def plan_replacement(run):
 
 
 def wait_usable(run):
-    """Until the group's instances are in service and the load balancer active (or wait_timeout)."""
+    """Until the group's instances are in service and registered in the cluster (their ECS agents
+    register them a little after the group counts them in service: only then can the rack run a
+    task) and the load balancer is active, or wait_timeout."""
     name, lb_arn = run.out["autoscaling_group_name"], run.out["load_balancer"]["arn"]
 
     def usable():
@@ -100,5 +102,9 @@ def wait_usable(run):
         if len(ready) < asg["DesiredCapacity"]:
             compute.launch_failure(run, name)
             return False
-        return entry.active(run, lb_arn)
-    run.deadline.wait_for("the instances in service and the load balancer active", usable)
+        if not entry.active(run, lb_arn):
+            return False
+        run.out["instances"]["registered"] = cluster.registered(run)
+        return run.out["instances"]["registered"] >= asg["DesiredCapacity"]
+    run.deadline.wait_for("the instances in service and registered in the cluster and the load balancer active",
+                          usable)

@@ -4,8 +4,8 @@
 """Status: the one place where a rack's (or an app's) status word is decided, and the `rack` and
 `app` dictionaries that rack, rack_info, the inventory, app and app_info return.
 
-Convox's words: running, converging (instances not all in service, or the load balancer not yet
-active), installing, updating, uninstalling (a run works on the rack: recorded on its bucket and
+Convox's words: running, converging (instances not all in service or not all registered in the
+ECS cluster, or the load balancer not yet active), installing, updating, uninstalling (a run works on the rack: recorded on its bucket and
 believed until the record's expiry, record.py), failed (a part is missing, named in `missing`),
 unknown (parts could not be read), and for what a run just did, uninstalled."""
 
@@ -92,7 +92,7 @@ def _from_what_exists(state):
     lb_state = (found(state.load_balancer).get("State") or {}).get("Code", "active")
     if lb_state == "failed":
         return "failed", ["load_balancer (state failed)"]
-    if counts["in_service"] < counts["desired"] or lb_state != "active":
+    if counts["in_service"] < counts["desired"] or counts["registered"] < counts["desired"] or lb_state != "active":
         return "converging", []
     return "running", []
 

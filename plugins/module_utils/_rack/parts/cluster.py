@@ -32,6 +32,13 @@ def read(aws, state):
         state.capacity_provider = cps[0]
 
 
+def registered(run):
+    """How many container instances are registered in the rack's cluster (ACTIVE or DRAINING)."""
+    clusters = run.aws.call("ecs", "describe_clusters", "ECS cluster %s" % run.names.cluster,
+                            clusters=[run.names.cluster])["clusters"]
+    return sum(c.get("registeredContainerInstancesCount", 0) for c in clusters if c.get("status") == "ACTIVE")
+
+
 LABELS = {"ecs_cluster": "ECS cluster", "capacity_provider": "capacity provider"}
 
 
