@@ -33,6 +33,10 @@ makes. Each fix names the bug; none changes what AWS would answer (4 answers as 
 7. moto 5.2.5 does not implement ECS's UpdateClusterSettings (500), though it keeps the settings of
    CreateCluster and UpdateCluster and shows them with DescribeClusters include=SETTINGS. AWS sets
    each named setting, keeping the others (ECS API reference, UpdateClusterSettings). The fix does so.
+8. moto 5.2.5 has no instance refresh (StartInstanceRefresh, DescribeInstanceRefreshes,
+   CancelInstanceRefresh, RollbackInstanceRefresh answer that the action is not implemented), and
+   reports each instance of a group as launched from its template's default version rather than the
+   version it was launched from. scripts/instance_refresh.py models both as AWS documents them.
 
 Besides these fixes, scripts/realism.py adds a realism mode (off unless switched on, see there):
 AWS's time (NAT gateways pending, load balancers provisioning, ...) and its transient refusals.
@@ -56,6 +60,7 @@ from moto.s3 import models as _s3_models
 
 # scripts/realism.py, beside this file (also when this file is run by runpy, as bench/ does)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import instance_refresh  # noqa: E402
 import realism  # noqa: E402
 
 _original_user_data = _launch_templates.LaunchTemplateVersion.user_data.fget
@@ -122,6 +127,7 @@ _nat_gateways.NatGatewayBackend.describe_nat_gateways = _describe_nat_gateways
 
 # After the fixes above: realism wraps some of the same methods, and is inert until switched on.
 realism.install()
+instance_refresh.install()  # after realism: its launches go through realism's failed launches
 
 # 5. The account's regional quotas. moto reports AWS's defaults (5 VPCs, 5 internet gateways, 5
 #    elastic IPs a region) without enforcing them; the collection checks them before installing a
