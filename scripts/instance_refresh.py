@@ -233,7 +233,7 @@ class Refresh:
         """A cancelled refresh leaves what it replaced; the group returns to its desired capacity,
         terminating by its default termination policy (instances of the oldest configuration first)."""
         extra = len(group.instance_states) - (group.desired_capacity or 0)
-        victims = [i for i in self.doomed][:max(0, extra)]
+        victims = self.doomed[:max(0, extra)]
         if victims:
             _terminate(group, victims)
 

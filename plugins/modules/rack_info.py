@@ -126,6 +126,13 @@ racks:
     instances:
       description: Instance counts, C(desired), C(in_service) and C(registered) in the cluster.
       type: dict
+    image:
+      description: >-
+        The machine image of the rack's instances against today's ECS-optimised Amazon Linux 2023 AMI of
+        their architecture (the public SSM parameter AWS updates with each new image): C(id) (the launch
+        template's), C(recommended), C(newer_available) (true when AWS published a newer one).
+      type: dict
+      returned: when O(name) is given
     apps:
       description: The rack's apps.
       type: list

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from test_realism_harness import ARM_IMAGE, X86_IMAGE, describe_group, error_of, group, network, on, until
+from test_realism_harness import ARM_IMAGE, X86_IMAGE, describe_group, error_of, network, on, until
 
 LAUNCH_FIRST = {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200, "SkipMatching": True,
                 "AutoRollback": True, "InstanceWarmup": 50}  # warm-up 0.5 s at the harness's scale

@@ -12,6 +12,7 @@ from .context import Identity
 from .errors import AWSCallError, RackError
 from .fleet import read_regions, read_source
 from .naming import RackNames
+from .parts import compute
 from .reading import read_rack
 from .record import recorded_status
 from .status import rack_dict
@@ -46,6 +47,9 @@ def read_racks(aws, region, name=None):
         state = read_rack(aws, rack, region, identity)
         if state.exists:
             racks.append(rack_dict(state, region))
+            if name:
+                # whether AWS published a newer ECS-optimised AMI than the rack's (one rack only: two calls)
+                racks[-1]["image"] = compute.image_status(aws, state)
     return racks
 
 
