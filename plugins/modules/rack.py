@@ -152,15 +152,6 @@ rack:
     instances:
       description: Instance counts (desired, in service, registered in the cluster).
       type: dict
-    image:
-      description: >-
-        The machine image of the rack's instances against today's ECS-optimised Amazon Linux 2023 AMI of
-        their architecture (the public SSM parameter AWS updates with each new image): C(id) (the launch
-        template's), C(recommended), C(newer_available) (true when AWS published a newer one).
-      type: dict
-      returned: >-
-        only by M(convox.rack.rack_info), for the rack named by O(convox.rack.rack_info#module:name);
-        this module moves to a newer image with O(image_id=latest)
     apps:
       description: The rack's apps.
       type: list
