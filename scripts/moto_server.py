@@ -33,7 +33,11 @@ makes. Each fix names the bug; none changes what AWS would answer (4 answers as 
 7. moto 5.2.5 does not implement ECS's UpdateClusterSettings (500), though it keeps the settings of
    CreateCluster and UpdateCluster and shows them with DescribeClusters include=SETTINGS. AWS sets
    each named setting, keeping the others (ECS API reference, UpdateClusterSettings). The fix does so.
-8. moto 5.2.5 has no ECS agent: an instance never registers in the cluster its user data names,
+8. moto 5.2.5 has no instance refresh (StartInstanceRefresh, DescribeInstanceRefreshes,
+   CancelInstanceRefresh, RollbackInstanceRefresh answer that the action is not implemented), and
+   reports each instance of a group as launched from its template's default version rather than the
+   version it was launched from. scripts/instance_refresh.py models both as AWS documents them.
+9. moto 5.2.5 has no ECS agent: an instance never registers in the cluster its user data names,
    so a cluster's registeredContainerInstancesCount stays 0 (and DeregisterContainerInstance does not
    even lower it). On AWS the agent of each instance registers it in the cluster of ECS_CLUSTER
    (ECS Developer Guide, "Amazon ECS container agent configuration"), and "if you terminate a
@@ -70,6 +74,7 @@ from moto.s3 import models as _s3_models
 
 # scripts/realism.py, beside this file (also when this file is run by runpy, as bench/ does)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import instance_refresh  # noqa: E402
 import realism  # noqa: E402
 
 _original_user_data = _launch_templates.LaunchTemplateVersion.user_data.fget
@@ -136,6 +141,7 @@ _nat_gateways.NatGatewayBackend.describe_nat_gateways = _describe_nat_gateways
 
 # After the fixes above: realism wraps some of the same methods, and is inert until switched on.
 realism.install()
+instance_refresh.install()  # after realism: its launches go through realism's failed launches
 
 # 5. The account's regional quotas. moto reports AWS's defaults (5 VPCs, 5 internet gateways, 5
 #    elastic IPs a region) without enforcing them; the collection checks them before installing a
@@ -186,7 +192,7 @@ def _update_cluster_settings(self):
 _ecs_responses.EC2ContainerServiceResponse.update_cluster_settings = _update_cluster_settings
 
 
-# 8. The ECS agent of each instance (see the docstring).
+# 9. The ECS agent of each instance (see the docstring).
 from moto.autoscaling.models import autoscaling_backends as _autoscaling_backends  # noqa: E402
 from moto.ec2.models import ec2_backends as _ec2_backends  # noqa: E402
 from moto.ecs import models as _ecs_models  # noqa: E402

@@ -24,7 +24,7 @@ What is modelled (timings in seconds of AWS's time, before `scale`; each names i
   lb_provisioning     CreateLoadBalancer (elbv2): `provisioning`, then `active`
   instance_pending    an Auto Scaling group's new instance: `Pending`, then `InService`
   agent_registration  an instance in service: its ECS agent registers it in the cluster this much
-                      later (the agent itself is scripts/moto_server.py's fix 8, on in every mode)
+                      later (the agent itself is scripts/moto_server.py's fix 9, on in every mode)
   asg_delete          DeleteAutoScalingGroup: Status `Delete in progress`, instances `Terminating`,
                       then the group is gone
   lb_eni_linger       after DeleteLoadBalancer its network interfaces stay: DependencyViolation on

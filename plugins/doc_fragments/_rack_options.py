@@ -86,6 +86,11 @@ options:
     description:
       - AMI of the instances. By default the ECS-optimised Amazon Linux 2023 AMI is looked up from
         the public SSM parameter at install, and kept on later runs until O(image_id) is given.
+      - V(latest) moves the rack to today's ECS-optimised AMI of its architecture (the SSM parameter
+        read again); the AMI id it resolves to is recorded, so later runs keep that image until
+        V(latest) is given again. M(convox.rack.rack_info) says when a newer one exists.
+      - A new image replaces the instances by an instance refresh, each new instance in service
+        before an old one is terminated.
     type: str
   permissions_boundary:
     description:

@@ -134,6 +134,14 @@ racks:
       description: Missing parts, when the status is V(failed).
       type: list
       elements: str
+image:
+  description: >-
+    The machine image of the rack's instances against today's ECS-optimised Amazon Linux 2023 AMI of
+    their architecture (the public SSM parameter AWS updates with each new image): C(id) (the launch
+    template's), C(recommended), C(newer_available) (true when AWS published a newer one).
+    O(convox.rack.rack#module:image_id=latest) moves the rack to it.
+  type: dict
+  returned: when O(name) is given and the rack has a launch template
 source:
   description:
     - Where the racks were read, and the name C(convox racks) lists them under (C(<org>/<rack>)).

@@ -183,7 +183,7 @@ def test_a_rack_runs_only_once_its_instances_registered_in_the_cluster(realistic
     InService count only, so a rack whose instances never joined the ECS cluster (an agent that
     cannot reach ECS, a wrong ECS_CLUSTER) read `running` though it could run no task. An instance
     registers when its ECS agent starts (ECS Developer Guide, "Amazon ECS container agent"); the
-    local AWS plays the agent (scripts/moto_server.py fix 8), here 1,000 s late (agent_registration)."""
+    local AWS plays the agent (scripts/moto_server.py fix 9), here 1,000 s late (agent_registration)."""
     aws_time(realistic_aws, agent_registration=20000)
     env = dict(realistic_aws.env, XDG_CONFIG_HOME=str(tmp_path), CONVOX_RACK="")
 

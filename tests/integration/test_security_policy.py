@@ -98,6 +98,10 @@ IMPLIED = [
      "source": ASG_DOC},
     {"trigger": "autoscaling:UpdateAutoScalingGroup", "actions": ["iam:PassRole", "ec2:RunInstances", "ec2:CreateTags"],
      "why": "a new launch template version is checked as on creation", "source": ASG_DOC},
+    {"trigger": "autoscaling:StartInstanceRefresh", "actions": ["iam:PassRole", "ec2:RunInstances", "ec2:CreateTags"],
+     "why": "the refresh's DesiredConfiguration names a launch template version, checked as when a group is "
+            "updated with it; the refresh launches the new instances",
+     "source": "https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-launch-template-permissions.html"},
     {"trigger": "iam:AddRoleToInstanceProfile", "actions": ["iam:PassRole"],
      "why": "putting a role in an instance profile passes it", "sar": True},
     {"trigger": "ec2:CreateVpc", "actions": ["ec2:CreateTags"], "why": "TagSpecifications", "sar": True},
@@ -318,7 +322,8 @@ def test_the_recording_covers_the_whole_lifecycle(lifecycle):
     operations = recorded_operations(lifecycle)
     for op in ("ssm:PutParameter", "ec2:CreateNatGateway", "ec2:ReleaseAddress", "s3:DeleteObjects",
                "ecr:DeleteRepository", "iam:DetachRolePolicy", "ecs:UpdateContainerInstancesState",
-               "ec2:TerminateInstances", "autoscaling:TerminateInstanceInAutoScalingGroup", "tagging:GetResources",
+               "ec2:TerminateInstances", "autoscaling:StartInstanceRefresh", "autoscaling:DescribeInstanceRefreshes",
+               "tagging:GetResources",
                "iam:PutRolePermissionsBoundary"):
         assert op in operations, op
 

@@ -154,14 +154,14 @@ def test_cloudwatch_retention_periods_pass(days):
 
 
 @pytest.mark.parametrize("image", ["ami-123", "ami-0123456789ABCDEF0", "img-0123456789abcdef0", "ami-0123456789abcdef01",
-                                   "0123456789abcdef0", "ami-0123456789abcdefg"])
+                                   "0123456789abcdef0", "ami-0123456789abcdefg", "newest", "Latest"])
 def test_bad_image_id_names_field_and_example(image):
     err = refused(image_id=image)
     assert err.field == "image_id"
     assert "must be an AMI id such as ami-0123456789abcdef0 (got %r)" % image in err.msg
 
 
-@pytest.mark.parametrize("image", ["ami-12345678", "ami-0123456789abcdef0", ""])
+@pytest.mark.parametrize("image", ["ami-12345678", "ami-0123456789abcdef0", "", "latest"])
 def test_good_or_empty_image_id_passes(image):
     validate_request(request(image_id=image))
 

@@ -12,6 +12,7 @@ from .context import Identity
 from .errors import AWSCallError, RackError
 from .fleet import read_regions, read_source
 from .naming import RackNames
+from .parts import compute
 from .reading import read_rack
 from .record import recorded_status
 from .status import rack_dict
@@ -37,15 +38,20 @@ def list_rack_names(aws, region, identity):
     return sorted(names)
 
 
-def read_racks(aws, region, name=None):
+def read_racks(aws, region, name=None, images=None):
     """The rack dicts of one rack (by name, a full reading) or of every rack in the region (a full
-    reading each: what the bulk read of fleet.py is checked against)."""
+    reading each: what the bulk read of fleet.py is checked against). With a name, `images` (a dict)
+    receives the rack's image status (compute.image_status)."""
     identity = Identity(aws)
     racks = []
+    images = {} if images is None else images
     for rack in [name] if name else list_rack_names(aws, region, identity):
         state = read_rack(aws, rack, region, identity)
         if state.exists:
             racks.append(rack_dict(state, region))
+            if name:
+                # whether AWS published a newer ECS-optimised AMI than the rack's (one rack only: two calls)
+                images[rack] = compute.image_status(aws, state)
     return racks
 
 
@@ -55,9 +61,10 @@ def serve(aws, region, params, _check_mode):
     source = read_source(aws)
     warnings = []
     racks = None
+    images = {}
     if name is not None:
         try:
-            racks = read_racks(aws, region, name)
+            racks = read_racks(aws, region, name, images)
         except AWSCallError as e:
             warnings.append("rack %s could not be read in full (%s); its status is from a partial read" % (name, e.msg))
     if racks is None:
@@ -66,4 +73,7 @@ def serve(aws, region, params, _check_mode):
             raise RackError(read["error"])
         warnings += read["warnings"]
         racks = read["racks"]
-    return {"changed": False, "racks": racks, "source": source, "aws_calls": len(aws.calls)}, warnings
+    result = {"changed": False, "racks": racks, "source": source, "aws_calls": len(aws.calls)}
+    if images.get(name):
+        result["image"] = images[name]
+    return result, warnings

@@ -9,7 +9,8 @@ need exist. In check mode a resource still to be created is CHECK_MODE_ID to its
 from __future__ import annotations
 
 from . import desired as D
-from .parts import cluster, compute, duplicates, entry, firewall, identity, kms, logs, nat, network, quotas, storage
+from .parts import (cluster, compute, duplicates, entry, firewall, identity, kms, logs, nat, network, quotas, refresh,
+                    storage)
 from .plan import CHECK_MODE_ID
 from .record import record_tags
 
@@ -17,6 +18,7 @@ from .record import record_tags
 def converge(run):
     """Every part of the rack, in the order AWS needs them; returns run.out (ids for the result)."""
     w = run.wanted
+    compute.resolve_latest(run)
     quotas.check(run)
     key = kms.ensure(run)
     storage.ensure(run.aws, run.plan, rack_bucket(run), run.state.bucket)
@@ -59,34 +61,72 @@ def rack_bucket(run):
 
 
 # -- after the parts: replacing instances, waiting until usable ------------------------------------------------
+REFRESH_REASON = "instance refresh: each new instance in service before an old one is terminated"
+
+
 def plan_replacement(run):
-    """Record (to perform after the wait) the replacement of instances of an older type or
-    image, or outside the group's subnets; True when there is one."""
+    """Start (as a change of the plan) the instance refresh that replaces instances of an older launch
+    template version, type or image, or outside the group's subnets; or adopt the refresh a killed run
+    left in progress. Returns what `replace` follows after the wait, or None."""
     asg = run.state.asg
     if asg is None:
-        return False
-    will_change = any(
-        (c["resource"] == "launch_template" and set(c.get("changes", {})) & {"InstanceType", "ImageId"})
-        or (c["resource"] == "autoscaling_group" and "VPCZoneIdentifier" in c.get("changes", {}))
-        for c in run.plan.changes if c["action"] == "update")
+        return None
     name = asg["AutoScalingGroupName"]
+    moving = run.out.get("refresh_to")  # the group's new launch template version, taken by the refresh
+    moves_subnets = any(c["resource"] == "autoscaling_group" and "VPCZoneIdentifier" in c.get("changes", {})
+                        for c in run.plan.changes if c["action"] == "update")
     if run.check_mode:
-        if will_change:
+        if moving or moves_subnets:
             run.plan.changes.append({"resource": "instances", "name": name, "action": "replace",
-                                     "changes": {"reason": "new instance type or image"}})
-        return will_change
+                                     "changes": {"reason": REFRESH_REASON}})
+        return None
     subnets = set(run.out.get("private_subnet_ids") or run.out.get("public_subnet_ids") or []) - {CHECK_MODE_ID}
     old = compute.outdated(run, asg, run.out.get("image_id"), subnets or None)
-    if not (will_change or old):
-        return False
-    if run.wait:
-        run.plan.writing()
-    else:
-        run.warnings.append("instances of an older type or image are replaced only with wait: true; "
-                            "rerun with wait: true to replace them")
-    run.plan.changes.append({"resource": "instances", "name": name, "action": "replace",
-                             "changes": {"instances": old or "all"}})
-    return True
+    if not (moving or old):
+        return None
+    spec = moving or run.out["launch_template_spec"]
+    count = len(old) or asg["DesiredCapacity"]
+    running = refresh.active(run.aws, name)
+    detail = {"reason": REFRESH_REASON, "instances": old or "all"}
+    if running and refresh.is_for(running, spec):
+        # a refresh to this very configuration, left by a run that was killed: follow it, start none
+        refresh_id = running["InstanceRefreshId"]
+        detail["reason"] = "following instance refresh %s, in progress" % refresh_id
+        run.plan.change("instances", name, "replace", lambda: refresh_id, detail=detail)
+        return {"group": name, "id": refresh_id, "instances": count}
+    if running:
+        if run.wait:
+            run.plan.writing()
+        else:
+            run.warnings.append("instance refresh %s of %s (started outside this run) is in progress; rerun when "
+                                "it ends to replace the instances of an older type or image" % (
+                                    running["InstanceRefreshId"], name))
+        run.plan.changes.append({"resource": "instances", "name": name, "action": "replace", "changes": dict(
+            detail, reason="once instance refresh %s (started outside this run) ends" % running["InstanceRefreshId"])})
+        return {"group": name, "after": running["InstanceRefreshId"], "spec": spec, "instances": count,
+                "skip_matching": bool(moving)}
+    refresh_id = run.plan.change("instances", name, "replace",
+                                 lambda: refresh.start(run.aws, name, spec, skip_matching=bool(moving)), detail=detail)
+    if not run.wait:
+        run.warnings.append("instance refresh %s replaces %d instance(s) of %s in AWS; this run did not wait for it "
+                            "(wait: false)" % (refresh_id, count, name))
+    return {"group": name, "id": refresh_id, "instances": count}
+
+
+def replace(run, planned):
+    """Follow the refresh `plan_replacement` started or adopted (after waiting out another's first)."""
+    name = planned["group"]
+    if planned.get("after"):
+        refresh.follow(run, name, planned["after"], planned["instances"], ours=False)
+        asg = compute.describe_group(run.aws, name)
+        on_spec = str((asg.get("LaunchTemplate") or {}).get("Version")) == str(planned["spec"]["Version"])
+        if on_spec and not compute.outdated(run, asg, run.out.get("image_id")):
+            return  # the other refresh did it
+        planned["id"] = refresh.start(run.aws, name, planned["spec"], skip_matching=planned["skip_matching"])
+    refresh.follow(run, name, planned["id"], planned["instances"])
+    asg = compute.describe_group(run.aws, name)
+    run.out["instances"] = {"desired": asg["DesiredCapacity"], "in_service": len(compute.in_service(asg)),
+                            "registered": None}
 
 
 def wait_usable(run):

@@ -36,6 +36,9 @@ MAX_INSTANCE_COUNT = 5000
 # The longest wait_timeout: a day.
 MAX_WAIT_TIMEOUT = 86400
 IMAGE_ID_RE = re.compile(r"^ami-[0-9a-f]{8,17}\Z")
+# image_id: latest moves the rack to today's ECS-optimised AMI of its architecture (parts/compute.py
+# image_id); the AMI id it resolves to is what is recorded, so later runs keep it.
+LATEST_IMAGE = "latest"
 # A KMS key's ARN (CloudWatch Logs' kmsKeyId takes a key ARN only, not an alias: AssociateKmsKey API
 # reference); the key id a UUID or a multi-Region key's mrk-<32 hex>.
 KMS_KEY_ARN_RE = re.compile(
@@ -241,9 +244,9 @@ def validate_request(params):
     if params.get("vpc_cidr") is not None:
         validate_vpc_cidr(params["vpc_cidr"])
     validate_log_retention(params.get("log_retention"))
-    if params.get("image_id") and not IMAGE_ID_RE.match(params["image_id"]):
-        raise ValidationError("image_id", "must be an AMI id such as ami-0123456789abcdef0 (got %s)"
-                              % shown(params["image_id"]))
+    if params.get("image_id") and params["image_id"] != LATEST_IMAGE and not IMAGE_ID_RE.match(params["image_id"]):
+        raise ValidationError("image_id", "must be an AMI id such as ami-0123456789abcdef0 (got %s) or latest (today's"
+                              " ECS-optimised AMI)" % shown(params["image_id"]))
     validate_permissions_boundary(params.get("permissions_boundary"))
     validate_kms_key(params.get("kms_key"))
     validate_wait_timeout(params.get("wait_timeout"))

@@ -20,7 +20,6 @@ from .lock import LockedService, locked_first
 from .naming import system_tags
 from .params import (check_immutable, check_kms_key, check_permissions_boundary, effective_parameters,
                      merge_user_tags, user_tag_limit)
-from .parts import compute
 from .plan import CHECK_MODE_ID, Plan
 from .reading import read_rack
 from .status import Outcome, decide, rack_dict
@@ -79,7 +78,7 @@ class RackService(LockedService):
             if waited:
                 install.wait_usable(run)
                 if rolled:
-                    compute.replace_outdated(run)
+                    install.replace(run, rolled)
         self.warnings.extend(run.warnings)
         status, _missing = decide(state, Outcome("install", plan.changed, self.check_mode, waited))
         return {

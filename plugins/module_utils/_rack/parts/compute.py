@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Compute: the launch template (ECS-optimised image, instance type, instance profile, the
 instances' security group, IMDSv2, encrypted gp3) and the Auto Scaling group of identical
-instances launched from it; the replacement of instances of an older type or image. Both are
+instances launched from it; which instances are of an older type or image (parts/refresh.py replaces
+them). Both are
 named convox-<rack>, found by name and confirmed by tags. The ECS cluster and capacity provider
 are in cluster.py."""
 
@@ -13,6 +14,7 @@ import datetime
 
 from .. import desired as D
 from ..errors import AWSCallError, RackError
+from ..params import LATEST_IMAGE
 from ..plan import CHECK_MODE_ID
 from ..tags import confirm, ec2_filters, ec2_tag_spec, sync_ec2_tags, sync_tags, tag_dict
 from ..version import COLLECTION_VERSION
@@ -48,16 +50,39 @@ def describe_group(aws, name):
 def image_id(run):
     """The image asked for, else the one the template has (while the instance type keeps its
     architecture), else the ECS-optimised one of today for the instance type's architecture."""
+    wanted_type = run.wanted["instance_type"]
     if run.wanted.get("image_id"):
         return run.wanted["image_id"]
-    wanted_type = run.wanted["instance_type"]
     data = (run.state.launch_template or {}).get("data") or {}
     if data.get("ImageId") and (data.get("InstanceType") == wanted_type or
                                 architectures(run.aws, [data.get("InstanceType"), wanted_type]) == 1):
         return data["ImageId"]
-    arch = "arm64" if architecture(run.aws, wanted_type) == "arm64" else "x86_64"
+    return recommended_image(run.aws, wanted_type)
+
+
+def resolve_latest(run):
+    """image_id `latest`: today's ECS-optimised AMI of the instance type's architecture, resolved before
+    the first write, so that the AMI id (not `latest`) is what the rack records and later runs keep."""
+    if run.wanted.get("image_id") == LATEST_IMAGE:
+        run.wanted["image_id"] = recommended_image(run.aws, run.wanted["instance_type"])
+
+
+def recommended_image(aws, instance_type):
+    """Today's ECS-optimised Amazon Linux 2023 AMI for the instance type's architecture (the public
+    SSM parameter AWS updates with each release of the image)."""
+    arch = "arm64" if architecture(aws, instance_type) == "arm64" else "x86_64"
     parameter = D.ECS_AMI_PARAMETERS[arch]
-    return run.aws.call("ssm", "get_parameter", "SSM parameter %s" % parameter, Name=parameter)["Parameter"]["Value"]
+    return aws.call("ssm", "get_parameter", "SSM parameter %s" % parameter, Name=parameter)["Parameter"]["Value"]
+
+
+def image_status(aws, state):
+    """{"id", "recommended", "newer_available"}: the rack's image against today's ECS-optimised AMI of
+    its architecture; None without a launch template."""
+    data = (state.launch_template or {}).get("data") or {}
+    if not data.get("ImageId") or not data.get("InstanceType"):
+        return None
+    newest = recommended_image(aws, data["InstanceType"])
+    return {"id": data["ImageId"], "recommended": newest, "newer_available": newest != data["ImageId"]}
 
 
 def _architectures_of(aws, types):
@@ -151,8 +176,14 @@ def _update_group(run, asg, spec, count, subnets):
     name = asg["AutoScalingGroupName"]
     changes = {}
     cur_lt = asg.get("LaunchTemplate") or {}
+    run.out["launch_template_spec"] = spec
     if cur_lt.get("LaunchTemplateId") != spec["LaunchTemplateId"] or str(cur_lt.get("Version")) != spec["Version"]:
-        changes["LaunchTemplate"] = spec
+        if [i for i in asg.get("Instances", []) if i["LifecycleState"] in ("InService", "Pending")]:
+            # Instances run: an instance refresh replaces them and moves the group to the new version
+            # once it succeeds (parts/refresh.py); a rollback leaves the group as it was.
+            run.out["refresh_to"] = spec
+        else:
+            changes["LaunchTemplate"] = spec
     for key in ("MinSize", "MaxSize", "DesiredCapacity"):
         if asg.get(key) != count:
             changes[key] = count
@@ -248,28 +279,6 @@ def outdated(run, asg, image, subnets=None):
             if subnets and inst.get("SubnetId") and inst["SubnetId"] not in subnets:
                 old.add(inst["InstanceId"])
     return sorted(old)
-
-
-def replace_outdated(run):
-    """One instance at a time: terminate it in the group (which launches a replacement), wait."""
-    name = run.out["autoscaling_group_name"]
-    while True:
-        asg = describe_group(run.aws, name)
-        old = outdated(run, asg, run.out.get("image_id"))
-        if not old:
-            return
-        victim = old[0]
-        run.aws.call("autoscaling", "terminate_instance_in_auto_scaling_group", "instance %s" % victim,
-                     InstanceId=victim, ShouldDecrementDesiredCapacity=False)
-
-        def replaced():
-            group = describe_group(run.aws, name)
-            ready = [i for i in in_service(group) if i["InstanceId"] != victim]
-            if len(ready) < group["DesiredCapacity"]:
-                launch_failure(run, name)
-                return False
-            return True
-        run.deadline.wait_for("instance %s of %s to be replaced" % (victim, name), replaced)
 
 
 # -- delete ----------------------------------------------------------------------------------------------------------
