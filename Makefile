@@ -53,7 +53,7 @@ WITH_LOCAL_AWS := . ./local-aws.env &&
 LOCAL_AWS := $(PYTHON) scripts/local_aws.py --state-dir $(VENV)
 
 .PHONY: help venv local-up local-down local-reset demo sanity units lint molecule molecule-app bench smoke-aws \
-        build-check changelog-lint test clean
+        scan build-check changelog-lint test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 22
@@ -145,6 +145,22 @@ SMOKE_ARGS ?=
 smoke-aws: venv ## install, update and remove a small rack on REAL AWS: make smoke-aws SMOKE_ARGS="--profile P --i-accept-the-cost"
 	$(PY) scripts/smoke_aws.py $(SMOKE_ARGS)
 
+# Not part of `make test`: Prowler (an independent AWS security scanner, 2.3 GB with its
+# dependencies) in a venv of its own, pinned; racks installed on a local AWS of the script's own,
+# scanned, FAIL/PASS on their resources (docs/security.md, "What Prowler finds on a rack").
+PROWLER_VERSION ?= 5.46.0
+SCAN_VENV       := .venv-scan
+SCAN_STAMP      := $(SCAN_VENV)/.prowler-$(PROWLER_VERSION).stamp
+SCAN_ARGS       ?=
+$(SCAN_STAMP):
+	test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade 'pip==$(PIP_VERSION)'
+	$(SCAN_VENV)/bin/python -m pip install --quiet 'prowler==$(PROWLER_VERSION)'
+	touch $@
+
+scan: venv $(SCAN_STAMP) ## Prowler on a private and a public rack with one app, on a local AWS: make scan [SCAN_ARGS=--public]
+	$(PY) scripts/scan_rack.py $(SCAN_ARGS)
+
 build-check: venv local-up ## build the tarball, install it offline, use it from outside the repo
 	$(WITH_LOCAL_AWS) scripts/build_check.sh $(COLLECTIONS)
 
@@ -175,4 +191,4 @@ test: venv ## every check, then pytest tests/ (what .ci/run runs)
 
 clean: ## stop the local AWS and remove .venv (wheel cache included) and test outputs
 	-@$(LOCAL_AWS) down
-	rm -rf $(VENV) tests/output .pytest_cache .ansible
+	rm -rf $(VENV) $(SCAN_VENV) tests/output .pytest_cache .ansible

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 
-ALWAYS_EXCLUDED = (".venv", ".git", "tests/output", ".ansible")
+ALWAYS_EXCLUDED = (".venv", ".venv-scan", ".git", "tests/output", ".ansible")
 KEPT_IN_COPY = ("tests/output", ".git")  # the copy's own, never removed
 
 
