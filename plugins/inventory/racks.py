@@ -117,7 +117,7 @@ options:
     description:
       - Also read each rack's drift, what differs in AWS from what the rack records (what M(convox.rack.rack_info)
         returns with O(convox.rack.rack_info#module:drift=true)), into the host variables V(rack_drift_count) (null
-        when the rack was not compared, as a run holds it or its drift could not be read) and V(rack_drift) (one
+        when the rack was not compared, as a run holds it or its drift could not be read) and V(rack_drift_lines) (one
         line a difference), and the group V(convox_drifted) of the racks with any.
       - Reads only, but a full reading and plan of each rack (about 35 calls a rack, against about eight for
         a whole region without it), hence off by default.
@@ -412,8 +412,8 @@ class InventoryModule(AWSInventoryBase):
             except RackError as e:
                 found = {"items": None, "reason": "its drift could not be read: %s" % e.msg}
             rack["drift_count"] = None if found["items"] is None else len(found["items"])
-            rack["drift"] = [i["message"] for i in found["items"] or []] or ([found["reason"]] if found["items"] is None
-                                                                             else [])
+            rack["drift_lines"] = [i["message"] for i in found["items"] or []] or (
+                [found["reason"]] if found["items"] is None else [])
         jobs = [pool.submit(drift, clients, region, rack) for source, clients in zip(out, clients_of)
                 for region, read in source["regions"].items() for rack in read["racks"]]
         for job in jobs:

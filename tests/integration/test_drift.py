@@ -199,7 +199,7 @@ def test_the_inventory_counts_drift_and_reading_it_writes_nothing(rack, runner, 
     proxy_env = dict(rack, AWS_ENDPOINT_URL=aws_proxy.url)
     out = listed(inventory(local_aws, proxy_env, config, tmp_path, "--list"))
     host = out["_meta"]["hostvars"]["local/%s" % RACK]
-    assert host["rack_drift_count"] == 2 and sorted(host["rack_drift"]) == sorted(expected)
+    assert host["rack_drift_count"] == 2 and sorted(host["rack_drift_lines"]) == sorted(expected)
     assert out["convox_drifted"]["hosts"] == ["local/%s" % RACK]
     assert not [r.name for r in aws_proxy.records if not READ.match(r.name)]
     # off by default: no drift read, no variable, no group

@@ -61,7 +61,10 @@ def rack_drift(aws, region, identity, name, state=None):
     check-mode plan, reads only). A rack that a run is installing, updating or uninstalling (its
     recorded status not yet expired) is not compared: items None, with the reason. A rack whose last
     run failed is compared: its drift is what that run left undone, which an update finishes."""
-    state = state if state is not None else read_rack(aws, name, region, identity)
+    try:
+        state = state if state is not None else read_rack(aws, name, region, identity)
+    except RackError as e:
+        return {"rack": name, "items": None, "reason": "its drift could not be read: %s" % e.msg, "error": True}
     if not state.exists:
         return {"rack": name, "items": None, "reason": "no rack %s in %s" % (name, region)}
     status = state.recorded_status
