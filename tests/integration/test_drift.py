@@ -181,7 +181,8 @@ def test_a_change_outside_the_rack_is_drift_that_an_update_repairs(case, rack, r
 
     runner.playbook(UPDATE, {"rack": RACK}, env=rack)
     repaired(aws)
-    assert (drift(direct, rack)["drift"], drift(direct, rack)["drift_count"]) == ([], 0)
+    after = drift(direct, rack)
+    assert (after["drift"], after["drift_count"]) == ([], 0)
 
 
 def test_the_inventory_counts_drift_and_reading_it_writes_nothing(rack, runner, local_aws, aws_proxy, tmp_path):

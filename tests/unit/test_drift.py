@@ -140,3 +140,22 @@ def test_missing_extra_and_outdated_resources(state):
 
 def test_no_change_no_drift(state):
     assert not drift.describe([], state)
+
+
+# -- a VPC that lost the rack's tag is found again by the rack's subnets (parts/network.py) ---------------------
+def test_a_vpc_holding_the_racks_subnets_is_the_racks_whatever_its_tags(stubbed):
+    from ansible_collections.convox.rack.plugins.module_utils._rack.parts import network
+
+    subnets = [{"SubnetId": "subnet-a", "VpcId": "vpc-1"}, {"SubnetId": "subnet-b", "VpcId": "vpc-1"}]
+    untagged = {"VpcId": "vpc-1", "CidrBlock": "10.0.0.0/16", "Tags": _tags(System="convox", Type="rack")}
+    stubbed.ok("ec2", "describe_vpcs", {"Vpcs": [untagged]}, {"VpcIds": ["vpc-1"]})
+    assert network.untagged_vpcs(stubbed.aws, "production", subnets, []) == [untagged]
+    # found by its tags already: no call
+    assert network.untagged_vpcs(stubbed.aws, "production", subnets, [untagged]) == []
+    # tagged as another rack's: never taken
+    other = dict(untagged, Tags=_tags(System="convox", Type="rack", Rack="staging"))
+    stubbed.ok("ec2", "describe_vpcs", {"Vpcs": [other]}, {"VpcIds": ["vpc-1"]})
+    assert network.untagged_vpcs(stubbed.aws, "production", subnets, []) == []
+    # no subnet, nothing to look for
+    assert network.untagged_vpcs(stubbed.aws, "production", [], []) == []
+    stubbed.assert_all_used()
