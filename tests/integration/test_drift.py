@@ -149,16 +149,22 @@ def drift(direct, env):
     return result
 
 
-def test_a_rack_as_installed_has_no_drift(rack, runner, direct):
+def test_a_rack_as_installed_has_no_drift(rack, direct):
     result = drift(direct, rack)
     assert (result["drift"], result["drift_count"]) == ([], 0)
     assert result["drift_racks"] == [{"rack": RACK, "count": 0, "error": False}]
-    out = runner.playbook(STATUS, {"rack": RACK, "rack_fail_on_drift": True}, env=rack).stdout
-    assert '"Drift       none"' in out
+
+
+def update(direct, env):
+    """What update_rack.yml runs (convox.rack.rack, create: false, no parameter), in this process: the
+    playbook itself runs in test_every_change_at_once_shows_in_status_and_inventory."""
+    result = run_module(direct, env, {"name": RACK, "create": False})
+    assert not result.get("failed"), result.get("msg")
+    return result
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_a_change_outside_the_rack_is_drift_that_an_update_repairs(case, rack, runner, direct, local_aws):
+def test_a_change_outside_the_rack_is_drift_that_an_update_repairs(case, rack, direct, local_aws):
     change, repaired = CASES[case]
     aws = Aws(local_aws, rack)
     assert drift(direct, rack)["drift"] == [], "the rack drifted before the change"
@@ -167,50 +173,57 @@ def test_a_change_outside_the_rack_is_drift_that_an_update_repairs(case, rack, r
     result = drift(direct, rack)
     assert sorted(d["message"] for d in result["drift"]) == sorted(expected)
     assert result["drift_count"] == len(expected) and {d["rack"] for d in result["drift"]} == {RACK}
+    assert result["drift_racks"] == [{"rack": RACK, "count": len(expected), "error": False}]
 
-    # rack_status.yml prints the lines; with rack_fail_on_drift it fails, naming the count
-    proc = runner.playbook(STATUS, {"rack": RACK, "rack_fail_on_drift": True}, env=rack, expect_rc=2)
-    count = "%d difference%s" % (len(expected), "" if len(expected) == 1 else "s")
-    assert '"Drift       %s from what the rack records (playbooks/update_rack.yml converges them back)"' % count \
-        in proc.stdout, proc.stdout[-3000:]
-    for line in expected:
-        assert '"  %s"' % line in proc.stdout, line
-    assert "rack %s drifted: %s" % (RACK, count) in proc.stdout
-    if case == "ingress":  # without rack_fail_on_drift the status is only a report
-        runner.playbook(STATUS, {"rack": RACK}, env=rack)
-
-    runner.playbook(UPDATE, {"rack": RACK}, env=rack)
+    assert update(direct, rack)["changed"] is True
     repaired(aws)
     after = drift(direct, rack)
     assert (after["drift"], after["drift_count"]) == ([], 0)
 
 
-def test_the_inventory_counts_drift_and_reading_it_writes_nothing(rack, runner, local_aws, aws_proxy, tmp_path):
+def test_every_change_at_once_shows_in_status_and_inventory(rack, runner, local_aws, aws_proxy, tmp_path):
+    """The five changes together: rack_status.yml prints every line and, with rack_fail_on_drift, fails
+    naming the count; reading drift (the module, the inventory) writes nothing; the inventory counts
+    it; update_rack.yml repairs it all."""
     aws = Aws(local_aws, rack)
-    expected = open_ssh(aws) + untag_vpc(aws)
+    expected = [line for change, _repaired in CASES.values() for line in change(aws)]
+
+    proc = runner.playbook(STATUS, {"rack": RACK, "rack_fail_on_drift": True}, env=rack, expect_rc=2)
+    count = "%d differences" % len(expected)
+    assert '"Drift       %s from what the rack records (playbooks/update_rack.yml converges them back)"' % count \
+        in proc.stdout, proc.stdout[-3000:]
+    for line in expected:
+        assert '"  %s"' % line in proc.stdout, line
+    assert "rack %s drifted: %s" % (RACK, count) in proc.stdout
+    # without rack_fail_on_drift the status is only a report
+    assert '"  %s"' % expected[0] in runner.playbook(STATUS, {"rack": RACK}, env=rack).stdout
+
+    # read only: the module and the inventory, through the recording proxy
     proxied = InProcess(local_aws, proxy=aws_proxy)
     result = run_module(proxied, rack, {"name": RACK, "drift": True}, "rack_info")
-    assert result["drift_count"] == 2 and sorted(d["message"] for d in result["drift"]) == sorted(expected)
+    assert sorted(d["message"] for d in result["drift"]) == sorted(expected)
     reads = sorted({r.name for r in aws_proxy.records})
     assert reads and not [name for name in reads if not READ.match(name)], reads
-    assert not [name for name in reads if name.startswith("ssm:")], "drift reading touched the run lock"
-
+    # nor the run lock or generation (SSM parameters): reading takes no lock
+    assert not [name for name in reads if name.startswith("ssm:")], reads
     config = {"regions": ["us-east-1"], "drift": True}
     aws_proxy.clear()
-    proxy_env = dict(rack, AWS_ENDPOINT_URL=aws_proxy.url)
-    out = listed(inventory(local_aws, proxy_env, config, tmp_path, "--list"))
+    out = listed(inventory(local_aws, dict(rack, AWS_ENDPOINT_URL=aws_proxy.url), config, tmp_path, "--list"))
     host = out["_meta"]["hostvars"]["local/%s" % RACK]
-    assert host["rack_drift_count"] == 2 and sorted(host["rack_drift_lines"]) == sorted(expected)
+    assert host["rack_drift_count"] == len(expected) and sorted(host["rack_drift_lines"]) == sorted(expected)
     assert out["convox_drifted"]["hosts"] == ["local/%s" % RACK]
-    assert not [r.name for r in aws_proxy.records if not READ.match(r.name)]
+    assert aws_proxy.records and not [r.name for r in aws_proxy.records if not READ.match(r.name)]
     # off by default: no drift read, no variable, no group
     plain_out = listed(inventory(local_aws, rack, {"regions": ["us-east-1"]}, tmp_path, "--list"))
     assert "rack_drift_count" not in plain_out["_meta"]["hostvars"]["local/%s" % RACK]
     assert "convox_drifted" not in plain_out
 
     runner.playbook(UPDATE, {"rack": RACK}, env=rack)
+    for _change, repaired in CASES.values():
+        repaired(aws)
     out = listed(inventory(local_aws, rack, config, tmp_path, "--list"))
     assert out["_meta"]["hostvars"]["local/%s" % RACK]["rack_drift_count"] == 0 and "convox_drifted" not in out
+    assert '"Drift       none"' in runner.playbook(STATUS, {"rack": RACK, "rack_fail_on_drift": True}, env=rack).stdout
 
 
 def test_a_rack_a_run_holds_is_not_compared(rack, runner, direct, local_aws):
@@ -232,5 +245,5 @@ def test_a_rack_a_run_holds_is_not_compared(rack, runner, direct, local_aws):
         assert '"Drift       not read: a run is updating the rack; its drift is read once the run ends"' in out
     finally:
         aws.s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": saved})
-    runner.playbook(UPDATE, {"rack": RACK}, env=rack)
+    update(direct, rack)
     ssh_closed(aws)
