@@ -49,6 +49,12 @@ makes. Each fix names the bug; none changes what AWS would answer (4 answers as 
    container instance whose EC2 instance is shutting down or gone is deregistered; the count is the
    number registered. In realism mode an instance registers `agent_registration` seconds after it
    is in service (scripts/realism.py).
+10. moto 5.2.5's DeleteNatGateway marks the gateway deleted but leaves its elastic IP associated
+    with the gateway's network interface, so a new NAT gateway given that address answers
+    Resource.AlreadyAssociated. AWS disassociates it: "When you delete a NAT gateway, its Elastic IP
+    address is disassociated from it, but is not released" (Amazon VPC User Guide, "Delete a NAT
+    gateway"). The fix disassociates the gateway's addresses when it is deleted (with realism on: when
+    it turns `deleted`, not while `deleting`).
 
 Besides these fixes, scripts/realism.py adds a realism mode (off unless switched on, see there):
 AWS's time (NAT gateways pending, load balancers provisioning, ...) and its transient refusals.
@@ -138,6 +144,18 @@ def _describe_nat_gateways(self, filters, nat_gateway_ids):
 
 
 _nat_gateways.NatGatewayBackend.describe_nat_gateways = _describe_nat_gateways
+_original_delete_nat_gateway = _nat_gateways.NatGatewayBackend.delete_nat_gateway
+
+
+def _delete_nat_gateway(self, nat_gateway_id):
+    nat = _original_delete_nat_gateway(self, nat_gateway_id)
+    for eip in list(self.addresses):
+        if eip.eni is not None and eip.eni is getattr(nat, "_eni", None):
+            self.disassociate_address(address=eip.public_ip)
+    return nat
+
+
+_nat_gateways.NatGatewayBackend.delete_nat_gateway = _delete_nat_gateway
 
 # After the fixes above: realism wraps some of the same methods, and is inert until switched on.
 realism.install()

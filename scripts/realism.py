@@ -537,7 +537,7 @@ def _patch_nat_gateways():
         nat.state = "deleting"
 
         def deleted():
-            nat.state = "deleted"
+            original_delete(self, nat_gateway_id)  # "deleted", its address disassociated (moto_server.py, 8)
         REALISM.after("nat_deleting", deleted)
         return nat
 

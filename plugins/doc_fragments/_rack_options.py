@@ -185,4 +185,14 @@ options:
       - The rack to read. Omit to read every rack of the region.
       - A name that no rack has gives an empty RV(racks).
     type: str
+  drift:
+    description:
+      - Also read each rack's drift, what differs between the rack in AWS and what an update with its
+        recorded parameters would converge it to (the check-mode plan of that update, in words), in
+        RV(drift), RV(drift_count) and RV(drift_racks).
+      - Reads only (no lock, no write), but a full reading and plan of each rack, about 35 calls a rack.
+      - A rack that a run is installing, updating or uninstalling is not compared (RV(drift_racks[].reason)
+        says so); a rack whose last run failed is, its drift including what that run left undone.
+    type: bool
+    default: false
 """

@@ -113,6 +113,17 @@ options:
     description: The suffix of the host variables made from the C(rack) dictionary.
     type: str
     default: ''
+  drift:
+    description:
+      - Also read each rack's drift, what differs in AWS from what the rack records (what M(convox.rack.rack_info)
+        returns with O(convox.rack.rack_info#module:drift=true)), into the host variables V(rack_drift_count) (null
+        when the rack was not compared, as a run holds it or its drift could not be read) and V(rack_drift_lines) (one
+        line a difference), and the group V(convox_drifted) of the racks with any.
+      - Reads only, but a full reading and plan of each rack (about 35 calls a rack, against about eight for
+        a whole region without it), hence off by default.
+    type: bool
+    default: false
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -152,6 +163,13 @@ groups:
   attention: rack_status not in ['running']
 compose:
   rack_router: rack_load_balancer.dns_name
+
+---
+
+# The drift of every rack (a drift report from AWX: a job on the group convox_drifted)
+plugin: convox.rack.racks
+regions: [us-east-1, eu-west-1]
+drift: true
 """
 
 import hashlib
@@ -359,7 +377,7 @@ class InventoryModule(AWSInventoryBase):
     def _query(self):
         """Read every region of every source; the raw results, as cached."""
         _clients_of, fleet, Aws = _reader()
-        sources = []
+        sources, sources_clients = [], []
         with ThreadPoolExecutor(max_workers=fleet.WORKERS) as pool:
             for source in self._sources():
                 regions = self._regions_of(source)
@@ -373,8 +391,33 @@ class InventoryModule(AWSInventoryBase):
                 info["label"] = self._label(source)
                 started = fleet.start_reads(pool, awss.get, regions, info["account_id"])
                 sources.append((info, started))
+                sources_clients.append(clients)
             out = [dict(info, regions=fleet.collect(started)) for info, started in sources]
+            if self.get_option("drift"):
+                self._read_drift(pool, out, sources_clients)
         return {"version": CACHE_VERSION, "sources": out}
+
+    @staticmethod
+    def _read_drift(pool, out, clients_of):
+        """Each rack's drift count and lines (info.rack_drift: the check-mode plan of an update), in parallel."""
+        from ansible_collections.convox.rack.plugins.module_utils._rack import context, info
+        from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, Deadline
+        from ansible_collections.convox.rack.plugins.module_utils._rack.spec import DEFAULT_WAIT_TIMEOUT
+
+        def drift(clients, region, rack):
+            # an Aws of the rack's own, with the deadline of a module run (the plan's record takes it)
+            aws = Aws(clients.factory(region), deadline=Deadline(DEFAULT_WAIT_TIMEOUT))
+            try:
+                found = info.rack_drift(aws, region, context.Identity(aws), rack["name"])
+            except RackError as e:
+                found = {"items": None, "reason": "its drift could not be read: %s" % e.msg}
+            rack["drift_count"] = None if found["items"] is None else len(found["items"])
+            rack["drift_lines"] = [i["message"] for i in found["items"] or []] or (
+                [found["reason"]] if found["items"] is None else [])
+        jobs = [pool.submit(drift, clients, region, rack) for source, clients in zip(out, clients_of)
+                for region, read in source["regions"].items() for rack in read["racks"]]
+        for job in jobs:
+            job.result()
 
     def get_cache_key(self, path):
         """The file's key, plus each source's identity and regions: another account or region never
@@ -383,6 +426,8 @@ class InventoryModule(AWSInventoryBase):
         for source in self._sources():
             parts.append([source.get(k) for k in ("name", "profile", "access_key", "assume_role_arn", "endpoint_url")]
                          + [os.environ.get("AWS_ENDPOINT_URL"), self._regions_of(source)])
+        if self.get_option("drift"):
+            parts.append("drift")  # results with drift are not those without
         digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return "%s_%s" % (super().get_cache_key(path), digest)
 
@@ -446,7 +491,7 @@ class InventoryModule(AWSInventoryBase):
                                     trust_as_template(interpreter) if trust_as_template else interpreter)
         for name, source, rack in self._entries(results):
             self.inventory.add_host(name, group=GROUP)
-            for group in (rack["status"], rack["region"]):
+            for group in (rack["status"], rack["region"]) + (("drifted",) if rack.get("drift_count") else ()):
                 group = self.inventory.add_group("%s_%s" % (GROUP, group.replace("-", "_")))
                 self.inventory.add_child(GROUP, group)
                 self.inventory.add_host(name, group=group)

@@ -55,6 +55,16 @@ EXAMPLES = r"""
   loop_control:
     label: "{{ item.name }}"
 
+- name: What differs in AWS from what the rack records (drift)
+  convox.rack.rack_info:
+    name: production
+    drift: true
+  register: drifted
+
+- name: Print the drift, one line per difference
+  ansible.builtin.debug:
+    msg: "{{ drifted.drift | map(attribute='message') | list }}"
+
 - name: Racks that are not running
   ansible.builtin.debug:
     msg: "{{ all_racks.racks | rejectattr('status', 'equalto', 'running') | map(attribute='name') | list }}"
@@ -166,6 +176,59 @@ source:
       description: The AWS partition.
       type: str
       sample: aws
+drift:
+  description:
+    - What differs between each rack in AWS and what an update with its recorded parameters would
+      converge it to, one item per difference (the check-mode plan of C(playbooks/update_rack.yml)
+      with no parameter given, in words); an update repairs every item.
+  returned: when O(drift=true)
+  type: list
+  elements: dict
+  contains:
+    rack:
+      description: The rack's name.
+      type: str
+    resource:
+      description: The kind of resource, as in the plan of M(convox.rack.rack) (V(security_group), V(bucket), ...).
+      type: str
+    action:
+      description: What an update would do to it (V(create), V(update), V(delete), V(replace)).
+      type: str
+    id:
+      description: Its AWS id, when the plan names it by its id (a security group, a VPC, a route table).
+      type: str
+    name:
+      description: The rack's name for it (its C(Name) tag, or the name it is found by).
+      type: str
+    what:
+      description: What differs (V(missing), V(ingress), V(tag), V(DesiredCapacity), V(versioning), ...).
+      type: str
+    message:
+      description: The difference in words.
+      type: str
+      sample: "security group sg-0abc (rack router): ingress 0.0.0.0/0 port 22 added outside the rack"
+drift_count:
+  description: The number of items in RV(drift).
+  returned: when O(drift=true)
+  type: int
+drift_racks:
+  description: Each rack read, with its count of drift items, or why it was not compared.
+  returned: when O(drift=true)
+  type: list
+  elements: dict
+  contains:
+    rack:
+      description: The rack's name.
+      type: str
+    count:
+      description: Its number of drift items; null when it was not compared.
+      type: int
+    reason:
+      description: Why it was not compared (a run holds it; its reading failed), or a note (its last run failed).
+      type: str
+    error:
+      description: Whether its drift could not be read.
+      type: bool
 aws_calls:
   description: The number of AWS API calls the module made.
   returned: always

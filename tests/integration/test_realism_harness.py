@@ -124,7 +124,25 @@ def test_nat_gateway_pending_then_available_deleting_then_deleted(aws):
     until(lambda: state() == "available", 5)
     ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
     assert state() == "deleting"
+    assert "AssociationId" in ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0], "held while deleting"
     until(lambda: state() == "deleted", 5)
+    # "its Elastic IP address is disassociated from it, but is not released" (Amazon VPC User Guide,
+    # "Delete a NAT gateway"): another NAT gateway may take it
+    assert "AssociationId" not in ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
+
+
+def test_a_deleted_nat_gateways_address_is_disassociated_not_released(aws):
+    """Realism off (scripts/moto_server.py, fix 10): at once."""
+    _vpc, subnets, _sg = network(aws)
+    ec2 = aws.client("ec2")
+    alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    nat = ec2.create_nat_gateway(SubnetId=subnets[0], AllocationId=alloc)["NatGateway"]["NatGatewayId"]
+    assert "AssociationId" in ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
+    ec2.delete_nat_gateway(NatGatewayId=nat)
+    assert "AssociationId" not in ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
+    again = ec2.create_nat_gateway(SubnetId=subnets[1], AllocationId=alloc)["NatGateway"]["NatGatewayId"]
+    assert ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]["NetworkInterfaceId"] == \
+        ec2.describe_nat_gateways(NatGatewayIds=[again])["NatGateways"][0]["NatGatewayAddresses"][0]["NetworkInterfaceId"]
 
 
 def test_load_balancer_provisioning_then_active(aws):

@@ -857,7 +857,7 @@ INVALID = {
                  resource_tags=invalid_tags(P.MAX_RACK_USER_TAGS), purge_tags=invalid_bools, wait=invalid_bools,
                  wait_timeout=st.one_of(invalid_waits, invalid_ints), force=invalid_bools, purge_data=invalid_bools,
                  create=invalid_bools),
-    "rack_info": dict(COMMON_INVALID, name=invalid_rack_names),
+    "rack_info": dict(COMMON_INVALID, name=invalid_rack_names, drift=invalid_bools),
     # An app's name may be longer than a rack's: keep only names refused as app names too.
     "app": dict(COMMON_INVALID, name=invalid_rack_names.filter(lambda s: not app_name_accepted(s)),
                 rack=invalid_rack_names,

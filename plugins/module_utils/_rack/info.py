@@ -8,13 +8,15 @@ warning; racks that cannot be listed at all fail the module."""
 
 from __future__ import annotations
 
+from . import drift as words
 from .context import Identity
 from .errors import AWSCallError, RackError
 from .fleet import read_regions, read_source
+from .install import checked_update
 from .naming import RackNames
 from .parts import compute
 from .reading import read_rack
-from .record import recorded_status
+from .record import RUN_STATUSES, recorded_status, status_current
 from .status import rack_dict
 from .tags import tag_dict
 
@@ -38,21 +40,55 @@ def list_rack_names(aws, region, identity):
     return sorted(names)
 
 
-def read_racks(aws, region, name=None, images=None):
+def read_racks(aws, region, name=None):
     """The rack dicts of one rack (by name, a full reading) or of every rack in the region (a full
-    reading each: what the bulk read of fleet.py is checked against). With a name, `images` (a dict)
-    receives the rack's image status (compute.image_status)."""
-    identity = Identity(aws)
-    racks = []
-    images = {} if images is None else images
+    reading each: what the bulk read of fleet.py is checked against)."""
+    return [rack for rack, _state in _read_states(aws, region, Identity(aws), name)]
+
+
+def _read_states(aws, region, identity, name=None):
+    out = []
     for rack in [name] if name else list_rack_names(aws, region, identity):
         state = read_rack(aws, rack, region, identity)
         if state.exists:
-            racks.append(rack_dict(state, region))
-            if name:
-                # whether AWS published a newer ECS-optimised AMI than the rack's (one rack only: two calls)
-                images[rack] = compute.image_status(aws, state)
-    return racks
+            out.append((rack_dict(state, region), state))
+    return out
+
+
+def rack_drift(aws, region, identity, name, state=None):
+    """The drift of one rack: {"rack", "items" (drift.describe) or None, "reason" when there are none}.
+
+    What an update with the rack's recorded parameters would change (install.checked_update: the
+    check-mode plan, reads only). A rack that a run is installing, updating or uninstalling (its
+    recorded status not yet expired) is not compared: items None, with the reason. A rack whose last
+    run failed is compared: its drift is what that run left undone, which an update finishes."""
+    try:
+        state = state if state is not None else read_rack(aws, name, region, identity)
+    except RackError as e:
+        return {"rack": name, "items": None, "reason": "its drift could not be read: %s" % e.msg, "error": True}
+    if not state.exists:
+        return {"rack": name, "items": None, "reason": "no rack %s in %s" % (name, region)}
+    status = state.recorded_status
+    if status in RUN_STATUSES and status_current(state.tags):
+        return {"rack": name, "items": None,
+                "reason": "a run is %s the rack; its drift is read once the run ends" % status}
+    try:
+        run = checked_update(aws, region, identity, state)
+    except RackError as e:
+        return {"rack": name, "items": None, "reason": "its drift could not be read: %s" % e.msg, "error": True}
+    found = {"rack": name, "items": [dict(item, rack=name) for item in words.describe(run.plan.changes, state)]}
+    if status == "failed":
+        found["reason"] = "its last run failed: the drift includes what that run left undone"
+    return found
+
+
+def _drift_result(drifts):
+    """The module's drift keys from each rack's rack_drift."""
+    items = [item for d in drifts for item in d["items"] or []]
+    return {"drift": items, "drift_count": len(items),
+            "drift_racks": [dict({k: d[k] for k in ("rack", "reason") if k in d},
+                                 count=None if d["items"] is None else len(d["items"]), error=bool(d.get("error")))
+                            for d in drifts]}
 
 
 def serve(aws, region, params, _check_mode):
@@ -61,10 +97,17 @@ def serve(aws, region, params, _check_mode):
     source = read_source(aws)
     warnings = []
     racks = None
-    images = {}
+    states = {}
+    identity = image = None
     if name is not None:
         try:
-            racks = read_racks(aws, region, name, images)
+            identity = Identity(aws)
+            read = _read_states(aws, region, identity, name)
+            racks = [rack for rack, _state in read]
+            states = {rack["name"]: state for rack, state in read}
+            if read:
+                # whether AWS published a newer ECS-optimised AMI than the rack's (one rack only: two calls)
+                image = compute.image_status(aws, read[0][1])
         except AWSCallError as e:
             warnings.append("rack %s could not be read in full (%s); its status is from a partial read" % (name, e.msg))
     if racks is None:
@@ -73,7 +116,12 @@ def serve(aws, region, params, _check_mode):
             raise RackError(read["error"])
         warnings += read["warnings"]
         racks = read["racks"]
-    result = {"changed": False, "racks": racks, "source": source, "aws_calls": len(aws.calls)}
-    if images.get(name):
-        result["image"] = images[name]
+    result = {"changed": False, "racks": racks, "source": source}
+    if image:
+        result["image"] = image
+    if params.get("drift"):
+        identity = identity or Identity(aws)
+        result.update(_drift_result([rack_drift(aws, region, identity, r["name"], states.get(r["name"]))
+                                     for r in racks]))
+    result["aws_calls"] = len(aws.calls)
     return result, warnings

@@ -9,10 +9,36 @@ need exist. In check mode a resource still to be created is CHECK_MODE_ID to its
 from __future__ import annotations
 
 from . import desired as D
+from . import record
+from .context import Run
+from .naming import system_tags
+from .params import effective_parameters
 from .parts import (cluster, compute, duplicates, entry, firewall, identity, kms, logs, nat, network, quotas, refresh,
                     storage)
-from .plan import CHECK_MODE_ID
+from .plan import CHECK_MODE_ID, Plan
 from .record import record_tags
+
+
+def plan_all(run):
+    """The whole plan of an install or update (applied as it goes, unless in check mode): the parts,
+    the replacement of outdated instances (performed after the wait: True when there is one), the
+    record. The rack module's run and the drift reading (checked) are this same code."""
+    converge(run)
+    rolled = plan_replacement(run)
+    record.finish(run, run.wanted, run.tags)
+    return rolled
+
+
+def checked_update(aws, region, identity, state):
+    """The check-mode plan of an update of an existing rack with its recorded parameters and tags:
+    what differs between the rack in AWS and what an update would converge it to (its drift).
+    Reads only: no lock, no write."""
+    wanted = effective_parameters({}, state.recorded_parameters)
+    plan = Plan(True)
+    run = Run(aws, region, identity, state.names, plan, state, wanted,
+              dict(system_tags(state.names.rack), **state.user_tags), wait=False)
+    plan_all(run)
+    return run
 
 
 def converge(run):

@@ -71,9 +71,7 @@ class RackService(LockedService):
                   dict(system_tags(p["name"]), **tags), wait=p.get("wait", True))
         plan.before_first_write = locked_first(first_write, lambda: record.mark(run, install.first_status(run)))
         with self._failed_marked(run):
-            install.converge(run)
-            rolled = install.plan_replacement(run)
-            record.finish(run, wanted, run.tags)
+            rolled = install.plan_all(run)
             waited = run.wait and not self.check_mode
             if waited:
                 install.wait_usable(run)

@@ -49,6 +49,7 @@ RACK_ARGUMENT_SPEC = dict(
 
 RACK_INFO_ARGUMENT_SPEC = dict(
     name=dict(type="str"),
+    drift=dict(type="bool", default=False),
 )
 
 APP_ARGUMENT_SPEC = dict(

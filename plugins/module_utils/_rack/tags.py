@@ -78,7 +78,11 @@ def sync_tags(plan, kind, name, current, wanted, set_fn, unset_fn=None):
             unset_fn(to_unset)
         if to_set:
             set_fn(to_set)
-    plan.change(kind, name, "update", apply, detail={"tags": {"set": to_set, "unset": to_unset}})
+    detail = {"set": to_set, "unset": to_unset}
+    changed = {k: current[k] for k in to_set if k in (current or {})}
+    if changed:
+        detail["before"] = changed  # the values it had (drift words them: "tag team: a, wanted b")
+    plan.change(kind, name, "update", apply, detail={"tags": detail})
 
 
 def sync_ec2_tags(aws, plan, kind, resource_id, current, wanted):

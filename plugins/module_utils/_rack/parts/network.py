@@ -34,8 +34,24 @@ def read(aws, state):
         return ours_only(aws.call("ec2", op, "%s of rack %s" % (what, rack), Filters=ec2_filters(rack))[key], rack)
     state.vpcs = described("describe_vpcs", "Vpcs", "VPC")
     state.subnets = described("describe_subnets", "Subnets", "subnets")
+    state.vpcs += untagged_vpcs(aws, rack, state.subnets, state.vpcs)
     state.igws = described("describe_internet_gateways", "InternetGateways", "internet gateway")
     state.route_tables = described("describe_route_tables", "RouteTables", "route tables")
+
+
+def untagged_vpcs(aws, rack, subnets, vpcs):
+    """The VPCs that hold the rack's subnets but lost a tag of the rack's (changed by hand: drift).
+
+    A subnet lies in one VPC for its whole life (EC2 cannot move it), so the VPC that holds subnets
+    whose tags confirm them as the rack's is the rack's VPC, whatever its own tags say now: it is
+    found again through them (an update puts its tags back) rather than a second VPC being made. One
+    call, only when such a VPC exists; a VPC tagged as another rack's is never taken."""
+    missing = sorted({s["VpcId"] for s in subnets if s.get("VpcId")} - {v["VpcId"] for v in vpcs})
+    if not missing:
+        return []
+    found = aws.call("ec2", "describe_vpcs", "VPC holding the subnets of rack %s" % rack, ignore=("InvalidVpcID.NotFound",),
+                     VpcIds=missing) or {}
+    return [v for v in found.get("Vpcs", []) if tag_dict(v.get("Tags")).get("Rack") in (None, rack)]
 
 
 # -- VPC and internet gateway ------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ NOT_FOUND = ("NoSuchBucket",)
 # bucket may answer NoSuchBucket, or OperationAborted ("A conflicting conditional operation is
 # currently in progress"), for a moment (S3 API reference, CreateBucket and error codes); retried.
 NEW_BUCKET = ("NoSuchBucket", "OperationAborted")
+# The settings whose change is shown as {"before", "after"} (the lifecycle and policy documents: the wanted one only).
+COMPARED = ("public_access_block", "ownership", "encryption", "versioning", "logging")
 
 
 class BucketSpec:
@@ -155,6 +157,8 @@ def ensure(aws, plan, spec, bucket):
     current = read_config(aws, spec.name, logging=spec.logging is not None)
     for setting, ok, apply, detail in settings(aws, spec, current, exists=True):
         if not ok:
+            if setting in COMPARED:  # small enough to show what it was (drift words it: "versioning Suspended")
+                detail = {"before": current.get(setting), "after": detail}
             plan.change("bucket", spec.name, "update", apply, detail={setting: detail})
 
 
