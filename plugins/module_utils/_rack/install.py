@@ -93,12 +93,27 @@ def wait_usable(run):
     """Until the group's instances are in service and the load balancer active (or wait_timeout)."""
     name, lb_arn = run.out["autoscaling_group_name"], run.out["load_balancer"]["arn"]
 
+    seen = {}
+
+    def what():
+        """The step, with the counts of the last look: `instances 2/3 in service`, then
+        `load balancer provisioning` once they all are."""
+        if "lb" in seen:
+            return "the load balancer to be active (%s; instances %d/%d in service)" % (
+                seen["lb"], seen["in_service"], seen["desired"])
+        if "desired" in seen:
+            return "instances %d/%d in service" % (seen["in_service"], seen["desired"])
+        return "the instances in service and the load balancer active"
+
     def usable():
         asg = compute.describe_group(run.aws, name)
         ready = compute.in_service(asg)
         run.out["instances"] = {"desired": asg["DesiredCapacity"], "in_service": len(ready), "registered": None}
+        seen.update(desired=asg["DesiredCapacity"], in_service=len(ready))
+        seen.pop("lb", None)
         if len(ready) < asg["DesiredCapacity"]:
             compute.launch_failure(run, name)
             return False
-        return entry.active(run, lb_arn)
-    run.deadline.wait_for("the instances in service and the load balancer active", usable)
+        seen["lb"] = entry.state(run, lb_arn)
+        return seen["lb"] == "active"
+    run.deadline.wait_for(what, usable)
