@@ -15,7 +15,12 @@ MAKEFLAGS += --no-print-directory
 # --- settings (override on the command line: make test LOCAL_AWS_PORT=5000) -------------
 PYTHON                 ?= python3
 PIP_VERSION            ?= 26.3
-ANSIBLE_BUNDLE_VERSION ?= 12.3.0
+# amazon.aws and community.aws come from this `ansible` wheel: 14.5.0 carries amazon.aws 11.4.0 (11.3.0 dropped
+# its ansible.module_utils._text imports, deprecation warnings on ansible-core 2.20+) and community.aws 11.2.0.
+# Its metadata asks for Python 3.12 (its ansible-core's); only its collections are used, on any ansible-core
+# from 2.17, so it is downloaded as for 3.12. awx.awx (examples/awx) left the bundle after 12: from 12.3.0.
+ANSIBLE_BUNDLE_VERSION ?= 14.5.0
+AWX_BUNDLE_VERSION     ?= 12.3.0
 SANITY_PYTHON          ?= 3.11
 LOCAL_AWS_PORT         ?= 4566
 # Two workers (a 2-core CI machine); --dist loadgroup keeps a group's tests on one worker, in the
@@ -31,6 +36,7 @@ REQS_STAMP   := $(VENV)/.requirements.stamp
 COLLS_STAMP  := $(VENV)/.collections.stamp
 COLLECTIONS  := $(VENV)/collections/ansible_collections
 BUNDLE_WHEEL := $(VENV)/cache/ansible-$(ANSIBLE_BUNDLE_VERSION)-py3-none-any.whl
+AWX_WHEEL    := $(VENV)/cache/ansible-$(AWX_BUNDLE_VERSION)-py3-none-any.whl
 SANITY_ROOT  := $(VENV)/ansible-test/ansible_collections
 SANITY_DIR   := $(SANITY_ROOT)/convox/rack
 # Collections this one needs at run time (amazon.aws) and in tests (community.aws); awx.awx
@@ -38,8 +44,9 @@ SANITY_DIR   := $(SANITY_ROOT)/convox/rack
 DEP_COLLECTIONS := amazon/aws community/aws
 EXAMPLE_COLLECTIONS := awx/awx
 
-# Every recipe finds the venv's tools first and the repository's collections.
-export PATH := $(CURDIR)/$(BIN):$(PATH)
+# Every recipe finds the venv's tools first and the repository's collections (the ansible-core
+# matrix, scripts/matrix.py, puts its environment's ansible-playbook before them: CONVOX_VENV_BIN).
+export PATH := $(if $(CONVOX_VENV_BIN),$(CONVOX_VENV_BIN):)$(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(VENV)/collections
 # CI (CI=true) keeps its log as plain text: no colour codes from ansible, lint, molecule.
 ifneq ($(CI),)
@@ -52,7 +59,7 @@ WITH_LOCAL_AWS := . ./local-aws.env &&
 # Stops/resets/probes need only the standard library: they work without the venv too.
 LOCAL_AWS := $(PYTHON) scripts/local_aws.py --state-dir $(VENV)
 
-.PHONY: help venv local-up local-down local-reset demo sanity units lint molecule molecule-app bench smoke-aws \
+.PHONY: help venv local-up local-down local-reset demo sanity units lint molecule molecule-app matrix matrix-ci bench smoke-aws \
         scan build-check changelog-lint test clean
 
 help: ## list the targets
@@ -72,13 +79,21 @@ $(REQS_STAMP): requirements-dev.txt
 
 # The `ansible` community-package wheel (54 MB), downloaded once and kept under .venv.
 $(BUNDLE_WHEEL): | $(REQS_STAMP)
-	$(PY) -m pip download --quiet --no-deps --dest $(VENV)/cache 'ansible==$(ANSIBLE_BUNDLE_VERSION)'
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --dest $(VENV)/cache \
+	    'ansible==$(ANSIBLE_BUNDLE_VERSION)'
 	test -f $@
+
+ifneq ($(AWX_BUNDLE_VERSION),$(ANSIBLE_BUNDLE_VERSION))
+$(AWX_WHEEL): | $(REQS_STAMP)
+	$(PY) -m pip download --quiet --no-deps --dest $(VENV)/cache 'ansible==$(AWX_BUNDLE_VERSION)'
+	test -f $@
+endif
 
 # .venv/collections/ansible_collections: the dependencies taken out of the wheel, and
 # convox/rack as a relative symlink to this repository (so edits are live).
-$(COLLS_STAMP): $(BUNDLE_WHEEL) scripts/extract_collections.py Makefile
-	$(PY) scripts/extract_collections.py $(BUNDLE_WHEEL) $(COLLECTIONS) $(DEP_COLLECTIONS) $(EXAMPLE_COLLECTIONS)
+$(COLLS_STAMP): $(BUNDLE_WHEEL) $(AWX_WHEEL) scripts/extract_collections.py Makefile
+	$(PY) scripts/extract_collections.py $(BUNDLE_WHEEL) $(COLLECTIONS) $(DEP_COLLECTIONS)
+	$(PY) scripts/extract_collections.py $(AWX_WHEEL) $(COLLECTIONS) $(EXAMPLE_COLLECTIONS)
 	mkdir -p $(COLLECTIONS)/convox
 	ln -sfn ../../../.. $(COLLECTIONS)/convox/rack
 	touch $@
@@ -135,6 +150,19 @@ molecule: venv local-up ## molecule test of extensions/molecule/default against 
 molecule-app: venv local-up ## molecule test of extensions/molecule/app (the app role) against the local AWS
 	$(WITH_LOCAL_AWS) molecule test --scenario-name app
 
+# The ansible-core matrix (scripts/matrix.py): the README's demo and the tests of what ansible-core shapes
+# (module docs, progress, summary, messages, argument checks, deprecation warnings) on each
+# MATRIX_VERSIONS entry CORE:PYTHON, each in a venv of its own under .venv/matrix/ (the Pythons from
+# pyenv). The pinned 2.19 is .venv itself; `make test` runs the two others (MATRIX_CI_VERSIONS), its
+# own pytest run being 2.19's.
+MATRIX_VERSIONS    ?= 2.17:3.12,2.19:3.11,2.21:3.13
+MATRIX_CI_VERSIONS ?= 2.17:3.12,2.21:3.13
+matrix-ci: venv
+	$(PY) scripts/matrix.py --versions '$(MATRIX_CI_VERSIONS)'
+
+matrix: venv ## the demo and the module tests on ansible-core 2.17 (Python 3.12), 2.19 (3.11) and 2.21 (3.13)
+	$(PY) scripts/matrix.py --versions '$(MATRIX_VERSIONS)'
+
 # Not part of `make test`: a benchmark run by hand (about 15 minutes; results in bench/results/).
 BENCH_ARGS ?=
 bench: venv ## benchmark convox.rack.rack against its amazon.aws/community.aws peer (by hand, minutes)
@@ -170,7 +198,7 @@ build-check: venv local-up ## build the tarball, install it offline, use it from
 # tests/ (unit and integration, against the local AWS) last, so that the output ends on
 # pytest's summary line when all is well (after the ten slowest tests, --durations=10).
 # Stops the local AWS again only if it started it.
-TEST_STEPS := sanity lint changelog-lint build-check molecule molecule-app
+TEST_STEPS := sanity lint changelog-lint build-check molecule molecule-app matrix-ci
 test: venv ## every check, then pytest tests/ (what .ci/run runs)
 	@set +e; \
 	if $(LOCAL_AWS) --quiet status; then was_up=1; else was_up=0; fi; \

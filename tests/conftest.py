@@ -19,6 +19,7 @@ from __future__ import annotations
 GROUPS = {
     "tests/integration/test_apps.py": "apps",
     "tests/integration/test_awx.py": "awx",
+    "tests/integration/test_docs_commands.py": "docs",
     "tests/integration/test_inventory.py": "inventory",
     "tests/integration/test_rack_boundary.py": "rack-boundary",
     "tests/integration/test_rack_info.py": "rack-info",
@@ -37,6 +38,7 @@ SLOW_FIRST = [
     "tests/integration/test_security_policy.py",
     "tests/integration/test_secrets.py",
     "tests/integration/test_switch.py",
+    "tests/integration/test_docs_commands.py",
     "tests/integration/test_reliability_interrupt.py::test_killed_runs_are_finished_by_a_rerun[vpc-dns]",
     "tests/integration/test_reliability_data.py",
     "tests/integration/test_reliability_interrupt.py",

@@ -1,13 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, convox.rack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The rack module's action: runs the module and, while it runs, prints what it is doing.
+"""The rack and app modules' action (plugins/action/app.py is this one): runs the module and, while it
+runs, prints what it is doing; from the collection's roles, its messages name the playbook variables.
 
 A run on AWS takes minutes (NAT gateways, load balancer, instances). The module notes each step
 in a small JSON file (module_utils/_rack/aws.py, Progress: {"step": ..., "at": ...}) whose path
 this action gives it in CONVOX_RACK_PROGRESS; the action reads it every second and prints
 
-    rack production: waiting for NAT gateways nat-1, nat-2 to be available (1m40s)
+    rack production: waiting for NAT gateways 1/2 available (nat-2 pending) (1m40s)
 
 at most every rack_poll_interval seconds (15 by default, a task variable) when the step changed,
 and at least every twice that while the run lasts. A run shorter than rack_poll_interval prints
@@ -40,6 +41,9 @@ ROLE_VARIABLES = {
         "state", "create", "region", "instance_type", "instance_count", "private", "high_availability", "vpc_cidr",
         "internal_only", "log_retention", "image_id", "permissions_boundary", "tags", "purge_tags", "force",
         "purge_data", "wait", "wait_timeout")}),
+    # roles/app: the app is `app`, its rack `rack` (the rack's region `rack_region`), the rest app_*.
+    "app": dict({"name": "app", "rack": "rack", "region": "rack_region"}, **{o: "app_" + o for o in (
+        "state", "log_retention", "immutable_tags", "tags", "purge_tags", "purge_data")}),
 }
 
 
@@ -130,9 +134,10 @@ class ActionModule(ActionBase):
         """The module's options as the variables of the collection's role that runs it, if it does."""
         role = getattr(self._task, "_role", None)
         name = role.get_name() if role is not None else ""
-        if name.rsplit(".", 1)[-1] != "rack" or not name.startswith(("convox.rack.", "rack")):
+        short = name.rsplit(".", 1)[-1]
+        if short not in ROLE_VARIABLES or name not in (short, "convox.rack." + short):
             return None
-        return ROLE_VARIABLES["rack"]
+        return ROLE_VARIABLES[short]
 
     def _interval(self, task_vars):
         try:

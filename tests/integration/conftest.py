@@ -21,7 +21,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 from aws_proxy import AwsProxy  # noqa: E402  (scripts/aws_proxy.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+# ansible-playbook, ansible-inventory and ansible-doc of the tests: .venv's, or those of an environment of the
+# ansible-core matrix (scripts/matrix.py sets CONVOX_VENV_BIN). The local AWS always runs on .venv's Python.
+VENV_BIN = os.environ.get("CONVOX_VENV_BIN") or os.path.join(ROOT, ".venv", "bin")
+SERVER_PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
 PLAYBOOKS = os.path.join(ROOT, "tests", "integration", "playbooks")
 REGION = "us-east-1"
 
@@ -80,7 +83,7 @@ def _start_local_aws(log_path):
     """moto's server (scripts/moto_server.py) on a free loopback port: (process, LocalAws, log file)."""
     port = _free_port()
     log = open(log_path, "w")
-    proc = subprocess.Popen([os.path.join(VENV_BIN, "python"), os.path.join(ROOT, "scripts", "moto_server.py"),
+    proc = subprocess.Popen([SERVER_PYTHON, os.path.join(ROOT, "scripts", "moto_server.py"),
                              "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     url = "http://127.0.0.1:%d/moto-api/data.json" % port

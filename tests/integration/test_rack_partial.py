@@ -99,7 +99,11 @@ def test_partial_uninstall_then_uninstall(local_aws, direct, fail_at):
     assert live_tagged(local_aws, rack)
     status = direct.module({"name": rack}, module_name="rack_info")
     marked = "s3:put_bucket_tagging" in calls
-    assert status["racks"][0]["status"] == ("uninstalling" if marked else "running")
+    # a run that failed after marking the rack says so (issue 13, finding 6): failed, with its step and error,
+    # not `uninstalling` until the status expiry
+    assert status["racks"][0]["status"] == ("failed" if marked else "running")
+    if marked:
+        assert status["racks"][0]["missing"][0].startswith("last run failed: "), status["racks"][0]["missing"]
     gone = direct.module({"name": rack, "state": "absent"})
     assert not gone.get("failed"), gone.get("msg")
     assert live_tagged(local_aws, rack) == []

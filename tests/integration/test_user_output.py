@@ -71,6 +71,9 @@ def test_summary_names_router_and_each_change_and_check_mode_plans_the_same_list
     lb = local_aws.client("elbv2").describe_load_balancers(Names=["convox-uxsum"])["LoadBalancers"][0]
     assert m["router"] == lb["DNSName"]
     assert int(m["count"]) == len(lines) - 1
+    # one line per resource: the bucket created then its record written, the role created then its policy
+    # put, the cluster created then its capacity providers set, are each one line
+    assert len(set(lines[1:])) == len(lines) - 1, lines
     assert all(re.match(r"^created \S", line) for line in lines[1:]), lines
     assert "created NAT gateway" not in " ".join(lines)           # a public rack has none
     assert any(line.startswith("created load balancer convox-uxsum") for line in lines)
@@ -180,3 +183,103 @@ def test_the_readme_and_playbooks_md_show_what_a_user_sees(runner):
     playbooks_md = text_blocks("docs/playbooks.md", "## install_rack.yml")[0]
     for line in quoted_lines(playbooks_md):
         assert line in real, (line, sorted(real))
+
+
+def test_progress_counts_what_aws_has_made_so_far(realistic_aws):
+    """Issue 13: the waits say how far AWS is (`waiting for NAT gateways 1/2 available`, `instances 1/2 in
+    service`), read from a real run under the realism mode (scripts/realism.py at 1/20 of AWS's time: NAT
+    gateways pending 6 s, instances pending 12 s, the load balancer provisioning 9 s)."""
+    realistic_aws.reset()
+    realistic_aws.realism(scale=0.05, timings={"profile_propagation": 0, "s3_consistency": 0, "ec2_consistency": 0,
+                                               "instance_pending": 240})
+    try:
+        proc = Runner(realistic_aws).playbook(playbook("install_rack.yml"), {
+            "rack": "uxcount", "rack_private": True, "rack_high_availability": False, "rack_instance_count": 2,
+            "rack_poll_interval": 1})
+    finally:
+        realistic_aws.realism(enabled=False)
+    steps = [m["step"] for m in progress_lines(proc.stdout)]
+    nat = [re.match(r"waiting for NAT gateways (\d)/2 available \((nat-\S+(, nat-\S+)?) pending\)$", s) for s in steps]
+    nat = [m for m in nat if m]
+    assert nat, steps
+    assert all(len(m.group(2).split(", ")) == 2 - int(m.group(1)) for m in nat), steps   # the pending ones named
+    instances = [re.match(r"waiting for (?:instances (\d)/2 in service|the load balancer to be active \(\w+; "
+                          r"instances 2/2 in service\))$", s) for s in steps]
+    assert any(instances), "\n".join(steps)
+    assert not any(re.search(r"NAT gateways nat-\S+, nat-\S+ to be available", s) for s in steps)
+    summary = shown_msg(proc.stdout, "convox.rack.rack : Show what was done")
+    assert SUMMARY.match(summary[0])["status"] == "running", summary
+
+
+def test_app_errors_name_the_playbook_variables(local_aws, aws_proxy):
+    """Finding 8, for the app role as for the rack role: from create_app.yml and delete_app.yml, the
+    messages name the variables typed (`app`, `app_log_retention`), not the module's options (`name`,
+    `log_retention`), in the [ERROR] line as in the result; before any AWS call for bad input."""
+    runner = Runner(local_aws, proxy=aws_proxy)
+    bad_name = runner.playbook(playbook("create_app.yml"), {"rack": "uxapp", "app": "Bad_Name"}, expect_rc=2)
+    assert '"msg": "app: must be lowercase letters' in bad_name.stdout
+    # nowhere the option's name: not in the result, nor in the [ERROR] line of ansible-core 2.19 and later
+    assert '"variable": "app"' in bad_name.stdout and "name: must be" not in bad_name.stderr + bad_name.stdout
+    retention = runner.playbook(playbook("create_app.yml"), {"rack": "uxapp", "app": "web", "app_log_retention": 8},
+                                expect_rc=2)
+    assert '"msg": "app_log_retention: must be one of CloudWatch Logs\' retention periods' in retention.stdout
+    assert '"variable": "app_log_retention"' in retention.stdout
+    assert aws_proxy.summary()["requests"] == 0
+    gone = runner.playbook(playbook("delete_app.yml"), {"rack": "uxapp", "app": "-web"}, expect_rc=2)
+    assert '"msg": "app: must be lowercase letters' in gone.stdout
+    assert aws_proxy.summary()["requests"] == 0
+    missing = runner.playbook(playbook("create_app.yml"), {"rack": "uxapp-none", "app": "web"}, expect_rc=2)
+    assert '"msg": "rack: no rack named uxapp-none in us-east-1' in missing.stdout
+
+
+def test_a_wrong_type_is_one_line_naming_the_variable_and_the_type(local_aws, aws_proxy):
+    """Finding 8: `-e rack_instance_count=three` (and an app's equivalent) fails in one line naming the
+    variable and the type it takes, before any AWS call, not with Ansible's dump of the role's whole
+    argument specification (argument_spec_data)."""
+    runner = Runner(local_aws, proxy=aws_proxy)
+    cases = [
+        ("install_rack.yml", {"rack": "uxtype", "rack_instance_count": "three"},
+         "rack_instance_count: must be an integer (a whole number, such as 3) (got 'three'). Nothing was changed."),
+        ("update_rack.yml", {"rack": "uxtype", "rack_private": "maybe", "rack_instance_count": "2"},
+         "rack_private: must be a boolean (true or false) (got 'maybe'). Nothing was changed."),
+        ("uninstall_rack.yml", {"rack": "uxtype", "rack_purge_data": "please"},
+         "rack_purge_data: must be a boolean (true or false) (got 'please'). Nothing was changed."),
+        ("create_app.yml", {"rack": "uxtype", "app": "web", "app_log_retention": "week"},
+         "app_log_retention: must be an integer (a whole number, such as 3) (got 'week'). Nothing was changed."),
+        ("delete_app.yml", {"rack": "uxtype", "app": "web", "app_purge_data": "yes please"},
+         "app_purge_data: must be a boolean (true or false) (got 'yes please'). Nothing was changed."),
+    ]
+    for name, extra_vars, message in cases:
+        proc = runner.playbook(playbook(name), extra_vars, expect_rc=2)
+        out = proc.stdout + proc.stderr
+        assert '"msg": "%s"' % message in proc.stdout, (name, out)
+        assert "argument_spec_data" not in out and "Validating arguments" not in out, (name, out)
+    assert aws_proxy.summary()["requests"] == 0
+
+
+DEPRECATED_IMPORTS = re.compile(r"^\s*(from|import) ansible\.module_utils\.(_text|six|common\._collections_compat)\b", re.M)
+
+
+def test_no_deprecation_warning(runner, tmp_path):
+    """Finding 12: on ansible-core 2.21 every module run printed two deprecation warnings (amazon.aws 10's
+    imports of ansible.module_utils._text, an error from 2.24). The collection's own code imports no
+    deprecated API, and its playbooks, modules and inventory print no deprecation warning at all: amazon.aws
+    comes from an `ansible` bundle whose amazon.aws (11.3.0 and later) no longer imports it (Makefile,
+    ANSIBLE_BUNDLE_VERSION). The ansible-core matrix (scripts/matrix.py) runs this on 2.17, 2.19 and 2.21."""
+    own = [os.path.relpath(os.path.join(d, f), ROOT) for d, _dirs, files in os.walk(os.path.join(ROOT, "plugins"))
+           for f in files if f.endswith(".py")]
+    importing = [path for path in own if DEPRECATED_IMPORTS.search(open(os.path.join(ROOT, path), encoding="utf-8").read())]
+    assert importing == []
+    env = {"ANSIBLE_DEPRECATION_WARNINGS": "True"}
+    inventory = tmp_path / "racks.convox.yml"
+    inventory.write_text("plugin: convox.rack.racks\nregions: [us-east-1]\n")
+    outputs = [
+        runner.playbook(playbook("install_rack.yml"), {"rack": "uxdeprecated"}, check=True, env=env),
+        runner.playbook(playbook("racks.yml"), env=env),
+        runner.playbook(playbook("apps.yml"), {"rack": "uxdeprecated"}, env=env, expect_rc=None),
+        subprocess.run([os.path.join(VENV_BIN, "ansible-inventory"), "-i", str(inventory), "--list"], cwd=ROOT,
+                       env=dict(runner.env, **env), capture_output=True, text=True, timeout=300, check=False),
+    ]
+    for proc in outputs:
+        out = proc.stdout + proc.stderr
+        assert "DEPRECATION WARNING" not in out, out

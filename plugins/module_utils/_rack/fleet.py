@@ -27,6 +27,7 @@ import types
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
+from . import holder
 from .errors import RackError
 from .naming import SYSTEM, RackNames
 from .params import RACK_NAME_RE
@@ -34,7 +35,7 @@ from .parts.duplicates import pick_igw, pick_vpc
 from .parts import storage
 from .parts.nat import GONE_NAT_STATES
 from .reading import read_rack
-from .record import STATUS_TAG, parameters_from_tags
+from .record import RUN_STATUSES, STATUS_TAG, parameters_from_tags
 from .state import NOT_READ, RackState
 from .status import decide, rack_dict
 from .tags import ec2_filters, tag_dict
@@ -267,6 +268,8 @@ def assemble(rack, region, account, reads, unread=False):
     state.listeners = [NOT_READ] if state.load_balancer else []
     state.log_group = reads["log_groups"]["own"].get(rack)
     state.kms_key = reads["kms_aliases"].get(rack)   # found by its alias (the full read confirms its tags)
+    if rack in reads.get("locks", {}):
+        state.lock = reads["locks"][rack]
     state.apps = sorted(reads["log_groups"]["apps"].get(rack, []))
     if unresolved:
         unresolved = "vpc (%d VPCs tagged as this rack's hold its subnets)" % len(vpcs)
@@ -399,6 +402,19 @@ class RegionRead:
                                               "internet gateway of rack %s" % rack,
                                               Filters=ec2_filters(rack))["InternetGateways"]
 
+    def _read_locks(self, buckets):
+        """({rack: holder or None} of the racks whose record says a run works on them, warnings):
+        holder.read_many, ten a call, no call when no run works on any; when the locks cannot be read,
+        none, and the record is believed until its expiry."""
+        working = [rack for rack, bucket in buckets.items() if bucket["tags"].get(STATUS_TAG) in RUN_STATUSES]
+        if not working:
+            return {}, []
+        try:
+            found = holder.read_many(self.aws, working, self.region)
+        except RackError as e:
+            return {}, ["%s; a recorded run status is believed until its expiry" % e.msg]
+        return {rack: found.get(rack) for rack in working}, []
+
     def result(self):
         """(the region's rack dictionaries sorted by name, warnings). RackError when the racks
         themselves cannot be listed; a read of their parts that fails leaves their status unknown."""
@@ -412,11 +428,12 @@ class RegionRead:
             except RackError as e:
                 reads[key], failed[key] = copy.deepcopy(FAILED_READ[key]), e.msg
         self._read_duplicated(reads["tagged"]["network"])
+        reads["locks"], lock_warnings = self._read_locks(buckets)
         late = set(buckets) - set(self.futures["tagged"].result()["buckets"])
         racks = [self._read_late(rack) if rack in late else
                  assemble(rack, self.region, self.account, reads, unread=bool(failed)) for rack in sorted(buckets)]
         racks = [r for r in racks if failed or not self._gone(r)]
-        warnings = ["%s; status unknown" % msg for _key, msg in sorted(failed.items())]
+        warnings = ["%s; status unknown" % msg for _key, msg in sorted(failed.items())] + lock_warnings
         if reads["iam"] is None and "iam" not in failed and buckets:
             warnings.append(IAM_WARNING)
         return racks, warnings

@@ -161,16 +161,33 @@ def wait_usable(run):
     task) and the load balancer is active, or wait_timeout."""
     name, lb_arn = run.out["autoscaling_group_name"], run.out["load_balancer"]["arn"]
 
+    seen = {}
+
+    def what():
+        """The step, with the counts of the last look: `instances 2/3 in service`, then
+        `load balancer provisioning` once they all are, then `instances 2/3 registered`."""
+        if "registered" in seen:
+            return "instances %d/%d registered in the cluster" % (seen["registered"], seen["desired"])
+        if "lb" in seen:
+            return "the load balancer to be active (%s; instances %d/%d in service)" % (
+                seen["lb"], seen["in_service"], seen["desired"])
+        if "desired" in seen:
+            return "instances %d/%d in service" % (seen["in_service"], seen["desired"])
+        return "the instances in service and registered in the cluster and the load balancer active"
+
     def usable():
         asg = compute.describe_group(run.aws, name)
         ready = compute.in_service(asg)
         run.out["instances"] = {"desired": asg["DesiredCapacity"], "in_service": len(ready), "registered": None}
+        seen.update(desired=asg["DesiredCapacity"], in_service=len(ready))
+        seen.pop("lb", None)
+        seen.pop("registered", None)
         if len(ready) < asg["DesiredCapacity"]:
             compute.launch_failure(run, name)
             return False
-        if not entry.active(run, lb_arn):
+        seen["lb"] = entry.state(run, lb_arn)
+        if seen["lb"] != "active":
             return False
-        run.out["instances"]["registered"] = cluster.registered(run)
-        return run.out["instances"]["registered"] >= asg["DesiredCapacity"]
-    run.deadline.wait_for("the instances in service and registered in the cluster and the load balancer active",
-                          usable)
+        seen["registered"] = run.out["instances"]["registered"] = cluster.registered(run)
+        return seen["registered"] >= asg["DesiredCapacity"]
+    run.deadline.wait_for(what, usable)

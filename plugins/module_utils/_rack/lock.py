@@ -31,7 +31,6 @@ read instead of reading the whole rack again.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import socket
@@ -41,14 +40,12 @@ import uuid
 
 from .context import Identity
 from .errors import RackError
+from .holder import VALIDITY, describe, lock_name, parse, pid_alive, stale
 
-VALIDITY = 120       # seconds a lock stays valid without renewal
 HEARTBEAT = 30    # seconds between renewals
+STEP_BEAT = 10    # a renewal sooner when the run's step changed, at most this often: the lock names the step
 POLL = (2.0, 10.0)  # first and longest wait between two looks at a held lock
-
-
-def lock_name(rack):
-    return "/convox/%s/lock" % rack
+__all__ = ["VALIDITY", "lock_name", "pid_alive", "RunLock", "RackLocked", "with_run_lock", "LockedService"]
 
 
 def generation_name(rack):
@@ -59,29 +56,13 @@ def _tags(rack):
     return [{"Key": "System", "Value": "convox"}, {"Key": "Rack", "Value": rack}, {"Key": "Type", "Value": "rack"}]
 
 
-def _when(epoch):
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OSError, ValueError, TypeError):
-        return True
-    return True
-
-
 class RackLocked(RackError):
     """Another run held the rack's lock for longer than this run could wait."""
 
 
 class RunLock:
     def __init__(self, aws, rack, deadline, operation, clock=time.time, sleep=time.sleep,
-                 host=None, pid=None, alive=pid_alive):
+                 host=None, pid=None, alive=pid_alive, progress=None):
         self.aws = aws
         self.rack = rack
         self.name = lock_name(rack)
@@ -93,6 +74,9 @@ class RunLock:
         self.host = host or socket.gethostname()
         self.pid = pid or os.getpid()
         self.run_id = uuid.uuid4().hex
+        # The run's aws.Progress: its step goes into the lock's value, so that the status of a rack
+        # whose run was killed names the step it had reached (holder.interrupted).
+        self.progress = progress if progress is not None else getattr(deadline, "progress", None)
         self.held = False
         self.contended = False     # the lock was held by another run when this run first asked
         self.waited = 0.0          # seconds spent waiting for another run
@@ -101,35 +85,32 @@ class RunLock:
         self._thread = None
 
     # -- the value --------------------------------------------------------------------------------------
-    def _value(self, since=None):
+    def step(self):
+        return getattr(self.progress, "step", None)
+
+    def _value(self, since=None, step=None):
         now = self._clock()
-        return json.dumps({"run": self.run_id, "host": self.host, "pid": self.pid, "operation": self.operation,
-                           "since": int(since or now), "expires": int(now + VALIDITY)}, sort_keys=True)
+        value = {"run": self.run_id, "host": self.host, "pid": self.pid, "operation": self.operation,
+                 "since": int(since or now), "expires": int(now + VALIDITY)}
+        step = step or self.step()
+        if step:
+            value["step"] = step[:300]
+        return json.dumps(value, sort_keys=True)
 
     def _read(self):
         got = self.aws.call("ssm", "get_parameter", "run lock %s" % self.name, ignore=("ParameterNotFound",),
                             Name=self.name)
         if got is None:
             return None
-        try:
-            holder = json.loads(got["Parameter"]["Value"])
-        except (ValueError, KeyError, TypeError):
-            holder = {}
-        return holder if isinstance(holder, dict) else {}
+        return parse(got["Parameter"]["Value"])
 
     def stale(self, holder):
         """Why the holder's lock no longer protects anything, or None while it does."""
-        if holder.get("expires", 0) <= self._clock():
-            return "expired at %s" % _when(holder.get("expires", 0))
-        if holder.get("host") == self.host and isinstance(holder.get("pid"), int) and not self._alive(holder["pid"]):
-            return "its process %d on %s is gone" % (holder["pid"], self.host)
-        return None
+        return stale(holder, self._clock(), self.host, self._alive)
 
     @staticmethod
     def describe(holder):
-        return "%s by run %s (host %s, pid %s) since %s, lock valid until %s" % (
-            holder.get("operation", "a change"), holder.get("run", "?"), holder.get("host", "?"),
-            holder.get("pid", "?"), _when(holder.get("since", 0)), _when(holder.get("expires", 0)))
+        return describe(holder)
 
     # -- acquire / release ----------------------------------------------------------------------------
     def acquire(self):
@@ -178,15 +159,21 @@ class RunLock:
 
     def _start_heartbeat(self):
         since = self._clock()
+        last = {"at": since, "step": self.step()}
 
         def renew():
-            while not self._stop.wait(HEARTBEAT):
+            # Every HEARTBEAT seconds, and sooner (at most every STEP_BEAT) when the step changed.
+            while not self._stop.wait(STEP_BEAT):
+                step = self.step()
+                if self._clock() - last["at"] < HEARTBEAT - STEP_BEAT / 2 and step == last["step"]:
+                    continue
                 try:
                     holder = self._read()
                     if holder is None or holder.get("run") != self.run_id:
                         return  # lost it (taken over after expiry): nothing left to renew
                     self.aws.call("ssm", "put_parameter", "run lock %s" % self.name, Name=self.name,
-                                  Value=self._value(since), Type="String", Overwrite=True)
+                                  Value=self._value(since, step), Type="String", Overwrite=True)
+                    last.update(at=self._clock(), step=step)
                 except RackError:
                     continue  # try again at the next beat; the lease outlives a few misses
         self._thread = threading.Thread(target=renew, name="convox-rack-lock", daemon=True)

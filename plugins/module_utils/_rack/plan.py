@@ -34,9 +34,10 @@ class Plan:
         self.changes.append(entry)
         if self.check_mode:
             return None
-        self.writing()
         if self.progress is not None:
+            # Noted before the first write takes the run lock: the lock names the step (lock.py).
             self.progress.note("%s %s %s" % (DOING.get(action, action), KIND_WORDS.get(kind, kind.replace("_", " ")), name))
+        self.writing()
         return apply()
 
     def writing(self):

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from . import holder
 from .naming import RackNames
 from .parts import cluster, compute, duplicates, entry, firewall, identity, kms, logs, nat, network, storage
+from .record import RUN_STATUSES
 from .state import RackState
 
 READERS = (network.read, nat.read, firewall.read, identity.read, compute.read, cluster.read, entry.read, logs.read_rack,
            kms.read)
-SERVICES = ("s3", "ec2", "iam", "autoscaling", "ecs", "elbv2", "logs", "kms")
+SERVICES = ("s3", "ec2", "iam", "autoscaling", "ecs", "elbv2", "logs", "kms")  # ssm: made when needed (SessionClients locks)
 
 
 def read_rack(aws, rack, region, identity):
@@ -24,6 +26,9 @@ def read_rack(aws, rack, region, identity):
 
     def bucket():
         state.bucket = storage.read_tags(aws, state.names.bucket)
+        if state.recorded_status in RUN_STATUSES:
+            # Is that run still working? Only while it holds the run lock (one call, only then).
+            state.lock = holder.read_one(aws, rack)
     in_parallel(aws, [bucket] + [lambda read=read: read(aws, state) for read in READERS])
     duplicates.resolve(state)
     return state

@@ -89,11 +89,12 @@ class RackService(LockedService):
 
     @contextlib.contextmanager
     def _failed_marked(self, run):
-        """A run that fails after its first write records `failed` with its step and error (record.mark_failed)."""
+        """A run that fails after its first write records `failed` with its step and error (record.mark_failed);
+        an uninstall only on the bucket it found (none is made for it)."""
         try:
             yield
         except RackError as e:
-            if run.plan.wrote:
+            if run.plan.wrote and (run.state.bucket is not None or run.wanted):
                 try:
                     record.mark_failed(run, self.progress.step, e.msg)
                 except RackError:
@@ -142,7 +143,8 @@ class RackService(LockedService):
         plan = Plan(self.check_mode, progress=self.progress)
         run = Run(self.aws, self.region, self.identity, state.names, plan, state)
         plan.before_first_write = locked_first(first_write, lambda: record.mark(run, "uninstalling"))
-        kept = uninstall.teardown(run, p.get("force", False), p.get("purge_data", False))
+        with self._failed_marked(run):
+            kept = uninstall.teardown(run, p.get("force", False), p.get("purge_data", False))
         status, _missing = decide(state, Outcome("uninstall", plan.changed, self.check_mode))
         rack = rack_dict(state, self.region, status, [])
         rack.update(kept_buckets=kept.buckets, kept_repositories=kept.repositories, kept_keys=kept.keys)

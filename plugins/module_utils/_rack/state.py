@@ -67,6 +67,9 @@ class RackState:
         self.log_group_tags = {}
         self.apps = []                    # names of the rack's apps (their log groups)
         self.kms_key = None               # parts/kms.py: describe_key of alias/convox/<rack> + tags, rotation, policy
+        # The holder of the rack's run lock (holder.py), read when the record says a run works on the rack:
+        # None when no run holds it; NOT_READ when not read (the status then believes the record until its expiry).
+        self.lock = NOT_READ
 
     @property
     def tags(self):

@@ -6,13 +6,16 @@
 
 Convox's words: running, converging (instances not all in service or not all registered in the
 ECS cluster, or the load balancer not yet active), installing, updating, uninstalling (a run works on the rack: recorded on its bucket and
-believed until the record's expiry, record.py), failed (a part is missing, named in `missing`),
+believed while a run holds the rack's run lock, holder.py, or, where the lock was not read, until the
+record's expiry, record.py), failed (a part is missing, named in `missing`; a run failed or was
+killed, with the step it had reached),
 unknown (parts could not be read), and for what a run just did, uninstalled."""
 
 from __future__ import annotations
 
+from .holder import interrupted
 from .record import ERROR_TAG, RUN_STATUSES, VERSION_TAG, status_current
-from .state import found
+from .state import NOT_READ, found
 
 
 class Outcome:
@@ -81,8 +84,17 @@ def decide(state, outcome=None, unread=False, unresolved=None):
 
 def _from_what_exists(state):
     recorded = state.recorded_status
-    if recorded in RUN_STATUSES and status_current(state.tags):
-        return recorded, []
+    if recorded in RUN_STATUSES:
+        if state.lock is NOT_READ:
+            # The lock was not read: the record is believed until its expiry.
+            if status_current(state.tags):
+                return recorded, []
+        else:
+            # A run works on the rack only while it holds the rack's run lock; a killed one left it stale.
+            why = interrupted(state.lock, recorded)
+            if why is None:
+                return recorded, []
+            return "failed", [why]
     if recorded == "failed":
         return "failed", ["last run failed: %s" % (state.tags or {}).get(ERROR_TAG, "")]
     missing = sorted(k for k, ok in required_parts(state).items() if not ok)

@@ -138,13 +138,18 @@ def _ensure_listener(run, lb_arn):
 
 def active(run, arn):
     """Whether the load balancer is active; RackError when AWS says it failed."""
+    return state(run, arn) == "active"
+
+
+def state(run, arn):
+    """The load balancer's state (provisioning, active, active_impaired); RackError when AWS says it failed."""
     lbs = run.aws.call("elbv2", "describe_load_balancers", "load balancer %s" % arn,
                        LoadBalancerArns=[arn])["LoadBalancers"]
     code = lbs[0]["State"]["Code"]
     if code == "failed":
         raise RackError("load balancer %s failed: %s" % (arn, lbs[0]["State"].get("Reason")),
                         resource="load balancer %s" % arn)
-    return code == "active"
+    return code
 
 
 def remove(run, waits):

@@ -42,13 +42,24 @@ def ensure(run, public):
 
 
 def available(run, waiting):
-    """Wait until the NAT gateways are available (none in check mode); RackError if one failed."""
+    """Wait until the NAT gateways are available (none in check mode); RackError if one failed. The
+    step says how many are available so far: `NAT gateways 2/3 available (nat-0c7d... pending)`."""
     if waiting and not run.check_mode:
-        run.deadline.wait_for("NAT gateways %s to be available" % ", ".join(waiting),
-                              lambda: _available(run.aws, waiting))
+        ready = []
+
+        def what():
+            pending = [n for n in waiting if n not in ready]
+            done = len(waiting) - len(pending)
+            return "NAT gateways %d/%d available (%s pending)" % (done, len(waiting), ", ".join(pending))
+
+        def probe():
+            ready[:] = _available(run.aws, waiting)
+            return len(ready) == len(waiting)
+        run.deadline.wait_for(what, probe)
 
 
 def _available(aws, ids):
+    """The ids of those of the NAT gateways `ids` that are available; RackError if one failed."""
     nats = aws.call("ec2", "describe_nat_gateways", "NAT gateways %s" % ", ".join(ids),
                     NatGatewayIds=ids)["NatGateways"]
     failed = [n for n in nats if n["State"] == "failed"]
@@ -57,7 +68,7 @@ def _available(aws, ids):
         raise RackError("NAT gateway %s failed: %s %s" % (n["NatGatewayId"], n.get("FailureCode"),
                                                           n.get("FailureMessage")),
                         resource="NAT gateway %s" % n["NatGatewayId"])
-    return all(n["State"] == "available" for n in nats)
+    return [n["NatGatewayId"] for n in nats if n["State"] == "available"]
 
 
 def _ensure_address(run, index, name, tags):
