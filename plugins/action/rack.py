@@ -39,7 +39,7 @@ ROLE_VARIABLES = {
     "rack": dict({"name": "rack"}, **{o: "rack_" + o for o in (
         "state", "create", "region", "instance_type", "instance_count", "private", "high_availability", "vpc_cidr",
         "internal_only", "log_retention", "image_id", "permissions_boundary", "tags", "purge_tags", "force",
-        "purge_data", "wait", "wait_timeout")}),
+        "purge_data", "wait", "wait_timeout", "allow_downgrade")}),
 }
 
 
