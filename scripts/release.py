@@ -26,6 +26,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 VERSION_PY = os.path.join("plugins", "module_utils", "_rack", "version.py")
 GALAXY_YML = "galaxy.yml"
+# names the tarball by its version (tests/unit/test_version.py keeps it equal to galaxy.yml's)
+AWX_REQUIREMENTS = os.path.join("examples", "awx", "requirements.yml")
 FRAGMENTS = os.path.join("changelogs", "fragments")
 RELEASE_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
@@ -59,8 +61,11 @@ def tree_version(root):
 
 def set_version(root, version):
     for path, pattern, line in ((GALAXY_YML, r"^version:.*$", "version: %s" % version),
-                                (VERSION_PY, r'^COLLECTION_VERSION = ".*"$', 'COLLECTION_VERSION = "%s"' % version)):
+                                (VERSION_PY, r'^COLLECTION_VERSION = ".*"$', 'COLLECTION_VERSION = "%s"' % version),
+                                (AWX_REQUIREMENTS, r"convox-rack-[^/\s]+\.tar\.gz", "convox-rack-%s.tar.gz" % version)):
         full = os.path.join(root, path)
+        if path == AWX_REQUIREMENTS and not os.path.exists(full):
+            continue
         with open(full, encoding="utf-8") as f:
             text = f.read()
         new, count = re.subn(pattern, line, text, count=1, flags=re.M)
@@ -108,7 +113,7 @@ def release(root, version, nxt=None, dry_run=False, out=print):
     branch = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
     out("release %s: last release %s, working tree %s, %d fragment(s): %s"
         % (version, last or "(none)", current, len(fragments), ", ".join(fragments)))
-    steps = ["set version %s in %s and %s" % (version, GALAXY_YML, VERSION_PY),
+    steps = ["set version %s in %s, %s and %s" % (version, GALAXY_YML, VERSION_PY, AWX_REQUIREMENTS),
              "antsibull-changelog release --version %s" % version,
              'git commit -m "Release %s"; git tag -a %s' % (version, version),
              'set version %s; git commit -m "Start %s"' % (nxt, nxt)]
@@ -126,7 +131,7 @@ def release(root, version, nxt=None, dry_run=False, out=print):
         "antsibull-changelog release: CHANGELOG.rst and changelogs/changelog.yaml from the fragments.")
     git(root, "tag", "-a", version, "-m", "convox.rack %s" % version)
     set_version(root, nxt)
-    git(root, "add", GALAXY_YML, VERSION_PY)
+    git(root, "add", "-u")
     git(root, "commit", "-q", "-m", "Start %s" % nxt, "-m",
         "The working tree after release %s is a prerelease of the next one (docs/development.md, Releasing)." % version)
     out("released %s (tag %s), working tree now %s. Nothing was pushed; push with:\n  git push origin %s %s"

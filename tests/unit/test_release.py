@@ -46,6 +46,8 @@ def repo(tmp_path):
     shutil.copy(ROOT / VERSION_PY, repo / VERSION_PY)
     for name in ("config.yaml", "changelog.yaml"):
         shutil.copy(ROOT / "changelogs" / name, repo / "changelogs" / name)
+    (repo / "examples" / "awx").mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "awx" / "requirements.yml", repo / "examples" / "awx" / "requirements.yml")
     set_tree_version(repo, "0.2.0-dev0")
     (repo / "changelogs" / "fragments" / "upgrades.yml").write_text(
         "minor_changes:\n  - rack - a rack recorded by an older release is upgraded.\n")
@@ -132,6 +134,8 @@ def test_a_release_commits_tags_and_starts_the_next_development_version(repo):
     tagged = git(repo, "show", "0.2.0:galaxy.yml")
     assert "\nversion: 0.2.0\n" in tagged
     assert 'COLLECTION_VERSION = "0.2.0"' in git(repo, "show", "0.2.0:%s" % VERSION_PY.as_posix())
+    assert "collections/convox-rack-0.2.0.tar.gz" in git(repo, "show", "0.2.0:examples/awx/requirements.yml")
+    assert "collections/convox-rack-0.3.0-dev0.tar.gz" in (repo / "examples" / "awx" / "requirements.yml").read_text()
     changelog = git(repo, "show", "0.2.0:CHANGELOG.rst")
     assert "v0.2.0" in changelog and "a rack recorded by an older release is upgraded" in changelog
     assert "upgrades.yml" not in git(repo, "ls-tree", "-r", "--name-only", "0.2.0")

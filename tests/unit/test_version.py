@@ -20,6 +20,9 @@ def test_galaxy_yml_and_version_py_say_the_same():
     galaxy = yaml.safe_load((ROOT / "galaxy.yml").read_text())
     assert galaxy["version"] == COLLECTION_VERSION
     assert parse_version(COLLECTION_VERSION) is not None
+    # the execution environment's requirements name the tarball `ansible-galaxy collection build` makes
+    awx = yaml.safe_load((ROOT / "examples" / "awx" / "requirements.yml").read_text())
+    assert [c["name"] for c in awx["collections"]] == ["collections/convox-rack-%s.tar.gz" % COLLECTION_VERSION]
 
 
 # semver's own example of precedence, lowest first, plus the releases around a development tree.
