@@ -60,7 +60,7 @@ WITH_LOCAL_AWS := . ./local-aws.env &&
 LOCAL_AWS := $(PYTHON) scripts/local_aws.py --state-dir $(VENV)
 
 .PHONY: help venv local-up local-down local-reset demo sanity units lint molecule molecule-app matrix matrix-ci bench smoke-aws \
-        scan build-check changelog-lint test clean
+        scan build-check changelog-lint release test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 22
@@ -191,6 +191,18 @@ scan: venv $(SCAN_STAMP) ## Prowler on a private and a public rack with one app,
 
 build-check: venv local-up ## build the tarball, install it offline, use it from outside the repo
 	$(WITH_LOCAL_AWS) scripts/build_check.sh $(COLLECTIONS)
+
+# --- releasing (docs/development.md, "Releasing") ---------------------------------------------
+
+# Refuses a dirty tree, no fragments, a VERSION not greater than the last tag; commits "Release
+# VERSION", tags it, then commits the next development version (NEXT, default X.(Y+1).0-dev0).
+# Pushes nothing. DRY_RUN=1 only checks and says what it would do.
+VERSION ?=
+NEXT    ?=
+DRY_RUN ?=
+release: venv ## cut a release: make release VERSION=x.y.z [NEXT=x.y.z-dev0] [DRY_RUN=1]
+	@test -n "$(VERSION)" || { echo "make release: VERSION=x.y.z is required (the last release: $$(git tag --list --sort=-v:refname | head -1))" >&2; exit 2; }
+	$(PY) scripts/release.py $(VERSION) $(if $(NEXT),--next $(NEXT)) $(if $(DRY_RUN),--dry-run)
 
 # --- everything -------------------------------------------------------------------------
 

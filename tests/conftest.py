@@ -27,6 +27,7 @@ GROUPS = {
     "tests/integration/test_secrets.py": "security-lifecycle",
     "tests/integration/test_security_policy.py": "security-lifecycle",
     "tests/integration/test_switch.py": "switch",
+    "tests/integration/test_upgrade.py": "upgrade",
 }
 
 # Node id prefixes, longest work first (from --durations of full runs on the 2-core CI machine); a
@@ -44,6 +45,7 @@ SLOW_FIRST = [
     "tests/integration/test_reliability_interrupt.py",
     "tests/integration/test_reliability_faults.py::test_ten_percent_faults",
     "tests/integration/test_inventory.py",
+    "tests/integration/test_upgrade.py",
     "tests/integration/test_awx.py",
     "tests/integration/test_reliability_faults.py::test_one_fault_on_any_inventory_call",
     "tests/integration/test_reliability_faults.py::test_faults_that_never_stop",

@@ -40,7 +40,7 @@ ROLE_VARIABLES = {
     "rack": dict({"name": "rack"}, **{o: "rack_" + o for o in (
         "state", "create", "region", "instance_type", "instance_count", "private", "high_availability", "vpc_cidr",
         "internal_only", "log_retention", "image_id", "permissions_boundary", "tags", "purge_tags", "force",
-        "purge_data", "wait", "wait_timeout")}),
+        "purge_data", "wait", "wait_timeout", "allow_downgrade")}),
     # roles/app: the app is `app`, its rack `rack` (the rack's region `rack_region`), the rest app_*.
     "app": dict({"name": "app", "rack": "rack", "region": "rack_region"}, **{o: "app_" + o for o in (
         "state", "log_retention", "immutable_tags", "tags", "purge_tags", "purge_data")}),

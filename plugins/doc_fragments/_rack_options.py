@@ -174,6 +174,16 @@ options:
         delete it. Without it, a bucket holding objects is kept and named in RV(kept_buckets).
     type: bool
     default: false
+  allow_downgrade:
+    description:
+      - With O(state=present), converge a rack whose recorded version (tag C(convox:version) of its
+        bucket, RV(rack.version)) is newer than this collection's, or missing, or not a semantic version.
+        Without it such a rack is refused before any change, in check mode too, naming both versions;
+        an old checkout cannot undo by accident what a newer release built.
+      - A rack recorded by an older release needs nothing; it is upgraded (RV(previous_version), and
+        the plan's C(upgrade) entry).
+    type: bool
+    default: false
 """
 
     # convox.rack.rack_info (extends_documentation_fragment: convox.rack._rack_options.info):

@@ -17,8 +17,10 @@ description:
     host variables, each key prefixed with O(hostvars_prefix) (V(rack_status), V(rack_region),
     V(rack_parameters), ...).
   - Hosts are in the groups C(convox) (every rack), C(convox_<status>) (V(convox_running),
-    V(convox_failed), ...) and C(convox_<region>) (V(convox_us_east_1), ...); O(compose), O(groups)
-    and O(keyed_groups) add more.
+    V(convox_failed), ...) and C(convox_<region>) (V(convox_us_east_1), ...), and in C(version_<version>)
+    for the collection version that last converged the rack (C(rack_version); V(version_0_1_0) for 0.1.0,
+    dots, dashes and plus signs made underscores), so that one AWX job limited to a version's group
+    upgrades every rack of it; O(compose), O(groups) and O(keyed_groups) add more.
   - Racks are found by the tags of their buckets and read in bulk, about eight calls a region whatever
     the number of racks (see M(convox.rack.rack_info), which reads a region the same way); the regions
     of every source are read at the same time. A rack's listener and launch template are taken from its
@@ -175,6 +177,7 @@ drift: true
 import hashlib
 import json
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 try:
@@ -204,6 +207,12 @@ SOURCE_KEYS = ("name", "profile", "access_key", "secret_key", "session_token", "
 CONNECTION_KEYS = ("access_key", "secret_key", "session_token", "profile", "endpoint_url", "region", "validate_certs",
                    "aws_ca_bundle", "aws_config")
 GROUP = "convox"
+VERSION_GROUP = "version_"
+
+
+def version_group(version):
+    """The group of the racks last converged by collection `version` (version_0_1_0), or None without one."""
+    return VERSION_GROUP + re.sub(r"[^A-Za-z0-9_]", "_", version) if version else None
 
 
 def _reader():
@@ -493,6 +502,10 @@ class InventoryModule(AWSInventoryBase):
             self.inventory.add_host(name, group=GROUP)
             for group in (rack["status"], rack["region"]) + (("drifted",) if rack.get("drift_count") else ()):
                 group = self.inventory.add_group("%s_%s" % (GROUP, group.replace("-", "_")))
+                self.inventory.add_child(GROUP, group)
+                self.inventory.add_host(name, group=group)
+            if version_group(rack.get("version")):
+                group = self.inventory.add_group(version_group(rack["version"]))
                 self.inventory.add_child(GROUP, group)
                 self.inventory.add_host(name, group=group)
             hostvars = self._host_vars(source, rack, prefix, suffix)

@@ -183,6 +183,8 @@ plan:
     - C(changes), when present, details the change; its C(reason) says why one that the
       parameters do not ask for is made (for example the C(delete) of a duplicate VPC, internet
       gateway, elastic IP or route table that a create sent twice left tagged as the rack's).
+    - A rack recorded by another release has one entry C(rack <name> upgrade) (or C(downgrade)), its
+      C(changes.version) the versions before and after.
   returned: always
   type: list
   elements: dict
@@ -191,6 +193,20 @@ aws_calls:
   description: Number of AWS API calls the run made.
   returned: always
   type: int
+version:
+  description: The collection version that converged the rack (recorded as its C(convox:version)).
+  returned: when O(state=present)
+  type: str
+  sample: 0.2.0
+previous_version:
+  description:
+    - The version recorded on the rack before the run; it differs from RV(version) when the run
+      upgraded the rack (or, with O(allow_downgrade), downgraded it), and RV(plan) then holds one entry
+      for it, of resource C(rack) and action C(upgrade) (or C(downgrade)).
+    - V(null) for a rack that did not exist.
+  returned: when O(state=present)
+  type: str
+  sample: 0.1.0
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule

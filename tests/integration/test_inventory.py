@@ -15,6 +15,8 @@ import yaml
 
 from inventory_cli import ansible_inventory, listed, plain
 
+from ansible_collections.convox.rack.plugins.module_utils._rack.version import COLLECTION_VERSION
+
 # As conftest.py has them (not imported from it: pytest tests/ loads two modules named conftest).
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
@@ -107,11 +109,15 @@ def test_list_two_regions_two_accounts(local_aws, accounts, tmp_path):
     assert out["convox_failed"]["hosts"] == ["local/inv-broken"]
     assert out["convox_eu_west_1"]["hosts"] == ["local/inv-west"]
     assert set(out["convox"]["children"]) >= {"convox_running", "convox_failed", "convox_us_east_1", "convox_eu_west_1"}
+    # a group per collection version (version_0_2_0_dev0), for an AWX job that upgrades every rack of one version
+    version_group = "version_" + COLLECTION_VERSION.replace(".", "_").replace("-", "_")
+    assert sorted(out[version_group]["hosts"]) == sorted(hostvars) and version_group in out["convox"]["children"]
     east = hostvars["local/inv-east"]
     assert east["ansible_connection"] == "local"
     assert east["rack_name"] == "inv-east" and east["rack_region"] == "us-east-1" and east["rack_status"] == "running"
     assert east["rack_parameters"]["high_availability"] is False
     assert east["rack_instances"] == {"desired": 1, "in_service": 1, "registered": 1}
+    assert east["rack_version"] == COLLECTION_VERSION
     assert east["rack_load_balancer"]["dns_name"].startswith("convox-inv-east-")
     assert east["rack_source"]["account_id"] == ACCOUNT and east["rack_source"]["local"] is True
     assert "tags" not in east and "name" not in east
@@ -207,7 +213,8 @@ def test_playbooks_run_against_rack_hosts(local_aws, accounts, runner, tmp_path)
     proc = runner.playbook(str(play), env=dict(accounts["env"], ANSIBLE_INVENTORY=str(config)))
     assert "ok: [local/inv-east]" in proc.stdout and "ok: [local/inv-west]" in proc.stdout
     table = runner.playbook(os.path.join(ROOT, "playbooks", "racks.yml"), env=dict(accounts["env"], ANSIBLE_INVENTORY=str(config)))
-    assert '"local/inv-broken     failed"' in table.stdout and '"partner/inv-partner  running"' in table.stdout
+    assert '"local/inv-broken     failed   %s"' % COLLECTION_VERSION in table.stdout
+    assert '"partner/inv-partner  running  %s"' % COLLECTION_VERSION in table.stdout
 
 
 def test_as_an_awx_inventory_source(local_aws, accounts, tmp_path, monkeypatch):

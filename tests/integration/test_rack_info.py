@@ -16,6 +16,8 @@ import pytest
 
 from test_inventory import ROOT, account_client, account_env, install, run_module
 
+from ansible_collections.convox.rack.plugins.module_utils._rack.version import COLLECTION_VERSION
+
 ACCOUNT = "616161616161"  # an account of its own: test_awx.py assumes a role in 666666666666
 
 
@@ -27,11 +29,13 @@ def racks(local_aws, direct):
     # an app of info-ok (its log group, as the app module makes it)
     account_client(local_aws, env, "logs").create_log_group(
         logGroupName="/convox/info-ok/apps/web", tags={"System": "convox", "Type": "app", "Rack": "info-ok", "App": "web"})
-    # info-held: an update run holds it (status recorded, lease not expired)
+    # info-held: an update run holds it (status recorded, lease not expired), and an older release converged it
     s3 = account_client(local_aws, env, "s3")
     bucket = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("convox-info-held-")][0]
-    tags = [t for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"] if t["Key"] not in ("convox:status", "convox:lease")]
-    tags += [{"Key": "convox:status", "Value": "updating"}, {"Key": "convox:lease", "Value": str(int(time.time()) + 3600)}]
+    tags = [t for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
+            if t["Key"] not in ("convox:status", "convox:lease", "convox:version")]
+    tags += [{"Key": "convox:status", "Value": "updating"}, {"Key": "convox:lease", "Value": str(int(time.time()) + 3600)},
+             {"Key": "convox:version", "Value": "0.1.0"}]
     s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
     # ... and that run, on another host, holds the rack's run lock (a rack reads a run status only while a run
     # holds its lock: holder.py; a killed run's rack reads failed, tests/integration/test_killed_run_status.py)
@@ -62,7 +66,7 @@ def test_every_rack_of_the_region(direct, racks):
     ok = by_name["info-ok"]
     assert ok["apps"] == ["web"] and ok["instances"] == {"desired": 1, "in_service": 1, "registered": 1}
     assert ok["load_balancer"]["dns_name"].startswith("convox-info-ok-") and ok["missing"] == []
-    assert ok["parameters"]["instance_count"] == 1 and ok["version"] == "0.1.0"
+    assert ok["parameters"]["instance_count"] == 1 and ok["version"] == COLLECTION_VERSION
     assert by_name["info-slow"]["instances"]["in_service"] == 0
     assert by_name["info-broken"]["missing"] == ["listener", "load_balancer"]
     assert by_name["info-broken"]["load_balancer"] == {"arn": None, "dns_name": None}
@@ -96,7 +100,7 @@ def test_rack_status_prints_for_a_person(runner, racks, tmp_path):
     proc = runner.playbook(os.path.join(ROOT, "playbooks", "rack_status.yml"), {"rack": "info-ok"}, env=env)
     for line in ('"Name        local/info-ok"', '"Status      running"', '"Region      us-east-1"',
                  '"Router      convox-info-ok-', '"Instances   1/1 in service, 1 registered in the cluster"',
-                 '"Apps        1 (web)"', '"Version     0.1.0"', '"  instance_count=1"'):
+                 '"Apps        1 (web)"', '"Version     %s" % COLLECTION_VERSION', '"  instance_count=1"'):
         assert line in proc.stdout, line
     assert "changed=0" in proc.stdout
     broken = runner.playbook(os.path.join(ROOT, "playbooks", "rack_status.yml"), {"rack": "info-broken"}, env=env, check=True)
@@ -105,10 +109,12 @@ def test_rack_status_prints_for_a_person(runner, racks, tmp_path):
     assert "could not find rack info-none" in missing.stdout
 
 
-def test_racks_prints_name_status_sorted(runner, racks):
+def test_racks_prints_name_status_version_sorted(runner, racks):
     proc = runner.playbook(os.path.join(ROOT, "playbooks", "racks.yml"), env=racks)
-    rows = [("NAME", "STATUS")] + [("local/" + name, status) for name, status in sorted(EXPECTED.items())]
-    table = ['"%-17s  %s"' % row for row in rows]
+    versions = {"info-held": "0.1.0"}
+    rows = [("NAME", "STATUS", "VERSION")] + [("local/" + name, status, versions.get(name, COLLECTION_VERSION))
+                                              for name, status in sorted(EXPECTED.items())]
+    table = ['"%-17s  %-10s  %s"' % row for row in rows]
     positions = [proc.stdout.index(row) for row in table]
     assert positions == sorted(positions)
     assert "changed=0" in proc.stdout

@@ -46,7 +46,7 @@ def recap_changed(proc):
 
 def listed(proc):
     """{'local/<rack>': status} of a racks.yml run."""
-    return dict(re.findall(r'"(local/\S+)\s+(\w+)"', proc.stdout))
+    return dict(re.findall(r'"(local/\S+)\s+(\w+)\s+\S+"', proc.stdout))  # NAME STATUS VERSION
 
 
 def nat_states(aws, rack):

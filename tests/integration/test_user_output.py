@@ -10,6 +10,8 @@ import subprocess
 
 from conftest import ROOT, VENV_BIN, Runner
 
+from ansible_collections.convox.rack.plugins.module_utils._rack.version import COLLECTION_VERSION
+
 PROGRESS = re.compile(r"^rack (?P<rack>[a-z0-9-]+): (?P<step>(reading|creating|updating|deleting|replacing|waiting for) .+)"
                       r" \((?:(?P<m>\d+)m)?(?P<s>\d+)s\)$")
 SUMMARY = re.compile(r"^rack (?P<rack>[a-z0-9-]+) is (?P<status>[a-z]+)(?: at (?P<router>\S+))?: "
@@ -144,15 +146,17 @@ def test_a_failed_run_leaves_the_rack_failed_with_its_step_and_error(runner, loc
                                        "rack_wait_timeout": 20}, expect_rc=2)
     assert "create_load_balancer failed with InternalError" in proc.stdout, proc.stdout[-3000:]
     racks = shown_msg(runner.playbook(playbook("racks.yml")).stdout, "Show racks")
-    assert "local/uxfail  failed" in [line.strip() for line in racks] or any(
-        re.match(r"^local/uxfail\s+failed$", line) for line in racks), racks
+    # NAME STATUS VERSION: the version of the collection that wrote the failed record
+    assert any(re.match(r"^local/uxfail\s+failed\s+%s$" % re.escape(COLLECTION_VERSION), line.strip())
+               for line in racks), racks
     status = runner.playbook(playbook("rack_status.yml"), {"rack": "uxfail"}).stdout
     assert re.search(r'"Status\s+failed', status), status
     assert "creating load balancer convox-uxfail" in status, status
     proc = runner.playbook(playbook("install_rack.yml"), {"rack": "uxfail"})
     assert SUMMARY.match(shown_msg(proc.stdout, "convox.rack.rack : Show what was done")[0])["status"] == "running"
     racks = shown_msg(runner.playbook(playbook("racks.yml")).stdout, "Show racks")
-    assert any(re.match(r"^local/uxfail\s+running$", line) for line in racks), racks
+    assert any(re.match(r"^local/uxfail\s+running\s+%s$" % re.escape(COLLECTION_VERSION), line.strip())
+               for line in racks), racks
 
 
 def quoted_lines(block):

@@ -361,7 +361,7 @@ def rack_request(**kw):
     """rack's params as AnsibleModule passes them: every option present, None when not given."""
     params = {key: None for key in S.RACK_ARGUMENT_SPEC}
     params.update(name="prod", state="present", create=True, purge_tags=True, wait=True, wait_timeout=900,
-                  force=False, purge_data=False)
+                  force=False, purge_data=False, allow_downgrade=False)
     params.update(kw)
     return params
 
@@ -856,7 +856,7 @@ INVALID = {
                  kms_key=invalid_kms_keys, container_insights=invalid_bools, tags=st.one_of(invalid_tags(P.MAX_RACK_USER_TAGS), invalid_dicts),
                  resource_tags=invalid_tags(P.MAX_RACK_USER_TAGS), purge_tags=invalid_bools, wait=invalid_bools,
                  wait_timeout=st.one_of(invalid_waits, invalid_ints), force=invalid_bools, purge_data=invalid_bools,
-                 create=invalid_bools),
+                 create=invalid_bools, allow_downgrade=invalid_bools),
     "rack_info": dict(COMMON_INVALID, name=invalid_rack_names, drift=invalid_bools),
     # An app's name may be longer than a rack's: keep only names refused as app names too.
     "app": dict(COMMON_INVALID, name=invalid_rack_names.filter(lambda s: not app_name_accepted(s)),

@@ -24,9 +24,9 @@ from ansible_collections.convox.rack.plugins.inventory import racks as plugin_mo
 NAME = "convox.rack.racks"
 
 
-def rack(name, region="us-east-1", status="running", tags=None):
+def rack(name, region="us-east-1", status="running", tags=None, version="0.1.0"):
     return {"name": name, "region": region, "status": status, "parameters": {"instance_type": "t3.small"},
-            "version": "0.1.0", "vpc_id": "vpc-1", "public_subnet_ids": [], "private_subnet_ids": [],
+            "version": version, "vpc_id": "vpc-1", "public_subnet_ids": [], "private_subnet_ids": [],
             "cluster_name": "convox-" + name, "autoscaling_group_name": "convox-" + name,
             "load_balancer": {"arn": "arn:lb", "dns_name": "%s.elb" % name}, "bucket": "convox-%s-x" % name,
             "log_group": "/convox/" + name, "tags": tags or {}, "instances": {"desired": 1, "in_service": 1, "registered": 0},
@@ -43,7 +43,7 @@ def ok(*racks):
 
 
 RESULTS = {"version": 1, "sources": [
-    source("local", {"us-east-1": ok(rack("production"), rack("staging", status="converging")),
+    source("local", {"us-east-1": ok(rack("production"), rack("staging", status="converging", version="0.2.0-dev0")),
                      "eu-west-1": ok(rack("europe", "eu-west-1", "failed", tags={"team": "{{ lookup('pipe', 'id') }}"}))}),
 ]}
 
@@ -120,6 +120,18 @@ def test_hosts_groups_and_variables(harness):
     assert hv["rack_load_balancer"]["dns_name"] == "production.elb"
     assert hv["rack_source"] == {"name": "local", "account_id": "123456789012", "account_alias": None, "local": True}
     assert "tags" not in hv and "name" not in hv
+
+
+def test_a_group_per_version_and_the_version_as_a_host_variable(harness):
+    """An AWX job limited to version_0_1_0 upgrades every rack of 0.1.0 (docs/inventory.md)."""
+    harness.results["sources"][0]["regions"]["eu-west-1"]["racks"].append(rack("unknown", "eu-west-1", version=None))
+    inv = harness.parse({"regions": ["us-east-1", "eu-west-1"]})
+    assert [h.name for h in inv.groups["version_0_1_0"].get_hosts()] == ["local/europe", "local/production"]
+    assert [h.name for h in inv.groups["version_0_2_0_dev0"].get_hosts()] == ["local/staging"]
+    assert {g.name for g in inv.groups["convox"].child_groups} >= {"version_0_1_0", "version_0_2_0_dev0"}
+    assert [g.name for g in inv.hosts["local/unknown"].groups if g.name.startswith("version_")] == []
+    assert hostvars(inv, "local/staging")["rack_version"] == "0.2.0-dev0"
+    assert plugin_module.version_group("1.0.0-rc.1+build.5") == "version_1_0_0_rc_1_build_5"
 
 
 def test_values_from_aws_are_unsafe(harness):

@@ -19,13 +19,14 @@ from .plan import CHECK_MODE_ID, Plan
 from .record import record_tags
 
 
-def plan_all(run):
+def plan_all(run, previous_version=None):
     """The whole plan of an install or update (applied as it goes, unless in check mode): the parts,
     the replacement of outdated instances (performed after the wait: True when there is one), the
-    record. The rack module's run and the drift reading (checked) are this same code."""
+    record (on a rack recorded by another release, `previous_version`, the upgrade's entry). The
+    rack module's run and the drift reading (checked) are this same code."""
     converge(run)
     rolled = plan_replacement(run)
-    record.finish(run, run.wanted, run.tags)
+    record.finish(run, run.wanted, run.tags, previous_version)
     return rolled
 
 

@@ -12,7 +12,8 @@ their own creation.
 from __future__ import annotations
 
 CHECK_MODE_ID = "(known after apply)"
-DOING = {"create": "creating", "update": "updating", "delete": "deleting", "replace": "replacing"}
+DOING = {"create": "creating", "update": "updating", "delete": "deleting", "replace": "replacing",
+         "upgrade": "upgrading", "downgrade": "downgrading"}
 # A change's kind in words, for the progress lines (roles/rack/tasks/main.yml words the summary alike).
 KIND_WORDS = {"nat_gateway": "NAT gateway", "elastic_ip": "elastic IP", "iam_role": "IAM role",
               "ecs_cluster": "ECS cluster", "autoscaling_group": "Auto Scaling group", "vpc": "VPC"}
@@ -73,7 +74,8 @@ class Plan:
             "parameters": shown(after_params),
             "tags": after_tags or {},
             "create": self.by_action("create"),
-            "update": self.by_action("update") + self.by_action("replace"),
+            "update": (self.by_action("update") + self.by_action("replace") + self.by_action("upgrade")
+                       + self.by_action("downgrade")),
             "delete": self.by_action("delete"),
         }
         return {"before": before, "after": after}

@@ -25,9 +25,10 @@ import time
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
+from .errors import RackError
 from .params import PARAMETER_KINDS
 from .tags import STATE_TAG_PREFIX, tag_list
-from .version import COLLECTION_VERSION
+from .version import COLLECTION_VERSION, compare_versions
 
 STATUS_TAG = STATE_TAG_PREFIX + "status"
 VERSION_TAG = STATE_TAG_PREFIX + "version"
@@ -56,6 +57,49 @@ def status_current(tags, now=None):
 
 def recorded_status(tags):
     return (tags or {}).get(STATUS_TAG)
+
+
+def recorded_version(tags):
+    return (tags or {}).get(VERSION_TAG)
+
+
+def check_version(rack, tags, allow_downgrade):
+    """The version recorded on the rack's bucket (None for a rack with no bucket), refused before any write
+    when this collection is older than it, or when it is missing or not a version (then nobody can tell
+    whether this collection is older), unless `allow_downgrade`. An older recorded version is an upgrade."""
+    if tags is None:
+        return None
+    recorded = recorded_version(tags)
+    if recorded == COLLECTION_VERSION:
+        return recorded
+    try:
+        if recorded is not None and compare_versions(recorded, COLLECTION_VERSION) < 0:
+            return recorded
+        why = "was last converged by convox.rack %s, newer than this collection (convox.rack %s)" % (
+            recorded, COLLECTION_VERSION)
+    except ValueError:
+        why = ("records version %r (tag %s of its bucket), which is not a semantic version: whether it is newer than"
+               " this collection (convox.rack %s) cannot be told" % (recorded, VERSION_TAG, COLLECTION_VERSION))
+    if recorded is None:
+        why = ("records no version (tag %s of its bucket): whether a newer release than this collection (convox.rack"
+               " %s) converged it cannot be told" % (VERSION_TAG, COLLECTION_VERSION))
+    if not allow_downgrade:
+        raise RackError(
+            "rack %s %s. Converging it with an older release could undo what the newer one changed: run a release at"
+            " least as new as the rack's, or set allow_downgrade: true to converge it with convox.rack %s anyway;"
+            " nothing was changed" % (rack, why, COLLECTION_VERSION))
+    return recorded
+
+
+def version_change(previous):
+    """The plan's action for a rack recorded at `previous` and converged by this collection:
+    upgrade, downgrade (allowed by allow_downgrade), or None when the versions are the same."""
+    if previous == COLLECTION_VERSION:
+        return None
+    try:
+        return "downgrade" if previous is not None and compare_versions(previous, COLLECTION_VERSION) > 0 else "upgrade"
+    except ValueError:
+        return "upgrade"
 
 
 def parameters_to_tags(params):
@@ -141,16 +185,27 @@ def mark(run, status):
     bucket["tags"] = tags
 
 
-def finish(run, wanted, base_tags):
-    """At the end of a run: record parameters, version, tags and `running` if they differ."""
+def finish(run, wanted, base_tags, previous_version=None):
+    """At the end of a run: record parameters, version, tags and `running` if they differ. On a rack that
+    recorded another version (`previous_version`, check_version's), the record is the plan's one entry
+    for the upgrade (or downgrade): `rack <name> upgrade`, the versions and the tags in its changes."""
     final = record_tags(base_tags, wanted, "running", run.deadline.seconds)
     bucket = run.state.bucket
     current = bucket["tags"] if bucket is not None else None
     if current == final:
         return
-    detail = None
-    if current is not None:
-        to_set, to_unset = compare_aws_tags(current, final, purge_tags=True)
-        detail = {"tags": {"set": to_set, "unset": to_unset}}
-    run.plan.change("bucket", run.names.bucket, "update" if current is not None else "create",
-                    lambda: put_tags(run.aws, run.names.bucket, final), detail=detail)
+
+    def apply():
+        put_tags(run.aws, run.names.bucket, final)
+
+    if current is None:
+        run.plan.change("bucket", run.names.bucket, "create", apply)
+        return
+    to_set, to_unset = compare_aws_tags(current, final, purge_tags=True)
+    detail = {"tags": {"set": to_set, "unset": to_unset}}
+    change = version_change(previous_version) if previous_version is not None and VERSION_TAG in to_set else None
+    if change:
+        detail["version"] = {"before": previous_version, "after": COLLECTION_VERSION}
+        run.plan.change("rack", run.names.rack, change, apply, detail=detail)
+    else:
+        run.plan.change("bucket", run.names.bucket, "update", apply, detail=detail)

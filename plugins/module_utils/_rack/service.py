@@ -64,6 +64,11 @@ class RackService(LockedService):
                 "could not find rack %s: install it with playbooks/install_rack.yml (or convox.rack.rack with"
                 " create: true); looked in region %s of account %s, nothing was changed"
                 % (p["name"], self.region, self.identity.account))
+        # Before any write (and in check mode): a rack recorded by a newer release, or by none that can be told, is
+        # refused unless allow_downgrade; an older one is upgraded, the record being the plan's entry for it.
+        version = record.check_version(p["name"], state.tags if state.bucket is not None else None,
+                                       p.get("allow_downgrade", False))
+        previous_version = version if state.exists else None
         recorded = {} if state.recorded_status == "uninstalled" else state.recorded_parameters
         wanted, tags = self._wanted(state, recorded)
         plan = Plan(self.check_mode, progress=self.progress)
@@ -71,7 +76,7 @@ class RackService(LockedService):
                   dict(system_tags(p["name"]), **tags), wait=p.get("wait", True))
         plan.before_first_write = locked_first(first_write, lambda: record.mark(run, install.first_status(run)))
         with self._failed_marked(run):
-            rolled = install.plan_all(run)
+            rolled = install.plan_all(run, previous_version)
             waited = run.wait and not self.check_mode
             if waited:
                 install.wait_usable(run)
@@ -79,12 +84,17 @@ class RackService(LockedService):
                     install.replace(run, rolled)
         self.warnings.extend(run.warnings)
         status, _missing = decide(state, Outcome("install", plan.changed, self.check_mode, waited))
+        diff = plan.diff(recorded, wanted, state.user_tags, tags)
+        if previous_version != COLLECTION_VERSION and state.exists:
+            diff["before"]["version"], diff["after"]["version"] = previous_version, COLLECTION_VERSION
         return {
             "changed": plan.changed,
             "rack": self._result_rack(run, tags, status),
             "plan": plan.changes,
             "aws_calls": len(self.aws.calls),
-            "diff": plan.diff(recorded, wanted, state.user_tags, tags),
+            "diff": diff,
+            "version": COLLECTION_VERSION,
+            "previous_version": previous_version,
         }
 
     @contextlib.contextmanager
@@ -140,6 +150,12 @@ class RackService(LockedService):
         p = self.params
         state = self._read()
         before = {"parameters": state.recorded_parameters, "exists": state.exists}
+        recorded_version = record.recorded_version(state.tags)
+        if state.exists and record.version_change(recorded_version) == "downgrade":
+            self.warnings.append(
+                "rack %s was last converged by convox.rack %s, newer than this collection (convox.rack %s): what that"
+                " release added to racks may be left behind; uninstall it with convox.rack %s or later"
+                % (p["name"], recorded_version, COLLECTION_VERSION, recorded_version))
         plan = Plan(self.check_mode, progress=self.progress)
         run = Run(self.aws, self.region, self.identity, state.names, plan, state)
         plan.before_first_write = locked_first(first_write, lambda: record.mark(run, "uninstalling"))

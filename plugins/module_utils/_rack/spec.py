@@ -45,6 +45,7 @@ RACK_ARGUMENT_SPEC = dict(
     wait_timeout=dict(type="int", default=DEFAULT_WAIT_TIMEOUT),
     force=dict(type="bool", default=False),
     purge_data=dict(type="bool", default=False),
+    allow_downgrade=dict(type="bool", default=False),
 )
 
 RACK_INFO_ARGUMENT_SPEC = dict(
