@@ -39,6 +39,9 @@ def racks(local_aws, direct):
     # info-broken: its load balancer deleted by hand
     elb = account_client(local_aws, env, "elbv2")
     arn = elb.describe_load_balancers(Names=["convox-info-broken"])["LoadBalancers"][0]["LoadBalancerArn"]
+    # Its deletion protection first, as AWS refuses to delete a protected load balancer.
+    elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[{"Key": "deletion_protection.enabled",
+                                                                          "Value": "false"}])
     elb.delete_load_balancer(LoadBalancerArn=arn)
     return env
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from .naming import RackNames
-from .parts import cluster, compute, duplicates, entry, firewall, identity, kms, logs, nat, network, storage
+from .parts import cluster, compute, duplicates, entry, firewall, flowlogs, identity, kms, logs, nat, network, storage
 from .state import RackState
 
 READERS = (network.read, nat.read, firewall.read, identity.read, compute.read, cluster.read, entry.read, logs.read_rack,
-           kms.read)
+           kms.read, flowlogs.read)
 SERVICES = ("s3", "ec2", "iam", "autoscaling", "ecs", "elbv2", "logs", "kms")
 
 
@@ -24,7 +24,10 @@ def read_rack(aws, rack, region, identity):
 
     def bucket():
         state.bucket = storage.read_tags(aws, state.names.bucket)
-    in_parallel(aws, [bucket] + [lambda read=read: read(aws, state) for read in READERS])
+
+    def log_bucket():
+        state.log_bucket = storage.read_log_bucket(aws, state.names)
+    in_parallel(aws, [bucket, log_bucket] + [lambda read=read: read(aws, state) for read in READERS])
     duplicates.resolve(state)
     return state
 
