@@ -228,13 +228,14 @@ def test_uninstall_keeps_data_then_purges(direct, local_aws):
     assert planned["changed"] is True
     assert "vpc " + result["rack"]["vpc_id"] in live_tagged(local_aws, rack)
 
+    # The rack's log bucket is kept with it: the kept bucket still logs into it.
     gone = direct.module({"name": rack, "state": "absent"})
-    assert gone["changed"] is True and gone["kept_buckets"] == [bucket]
-    assert live_tagged(local_aws, rack) == ["bucket " + bucket]
+    assert gone["changed"] is True and gone["kept_buckets"] == [bucket, bucket + "-logs"]
+    assert live_tagged(local_aws, rack) == ["bucket " + bucket, "bucket " + bucket + "-logs"]
     assert local_aws.client("s3").list_object_versions(Bucket=bucket)["Versions"][0]["Key"] == "logs/app.log"
 
     again = direct.module({"name": rack, "state": "absent"})
-    assert again["changed"] is False and again["kept_buckets"] == [bucket]
+    assert again["changed"] is False and again["kept_buckets"] == [bucket, bucket + "-logs"]
 
     purged = direct.module({"name": rack, "state": "absent", "purge_data": True})
     assert purged["changed"] is True and purged["kept_buckets"] == []

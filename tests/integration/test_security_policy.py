@@ -128,6 +128,13 @@ IMPLIED = [
      "why": "CreateKey with Tags needs kms:TagResource; the key policy names AWSServiceRoleForAutoScaling, which the "
             "collection creates first on an account that has none",
      "source": "https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateKey.html"},
+    {"trigger": "ec2:CreateFlowLogs", "actions": ["ec2:CreateTags"], "why": "TagSpecifications", "sar": True},
+    {"trigger": "ec2:CreateFlowLogs", "actions": ["logs:CreateLogDelivery"],
+     "why": "a flow log published to Amazon S3 is a log delivery of CloudWatch Logs",
+     "source": "https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-s3-iam.html"},
+    {"trigger": "ec2:DeleteFlowLogs", "actions": ["logs:DeleteLogDelivery"],
+     "why": "deleting a flow log published to Amazon S3 deletes its log delivery",
+     "source": "https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-s3-iam.html"},
     {"trigger": "s3:CreateBucket", "actions": ["s3:PutBucketOwnershipControls"],
      "why": "CreateBucket with ObjectOwnership (x-amz-object-ownership)",
      "source": "https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html"},

@@ -46,7 +46,7 @@ def ensure(run, vpc_id):
     if not on:
         run.out["flow_log_id"] = None
         return None
-    fid = run.plan.change("flow_log", "%s to s3" % vpc_id, "create", lambda: _create(run, vpc_id, destination),
+    fid = run.plan.change("flow_log", run.names.base, "create", lambda: _create(run, vpc_id, destination),
                           detail={"destination": destination, "traffic": "ALL"}) or CHECK_MODE_ID
     run.out["flow_log_id"] = fid
     return fid
