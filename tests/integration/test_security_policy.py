@@ -148,6 +148,10 @@ NOT_APPLICABLE = {
                          "dynamodb:DescribeLimits", "elasticloadbalancing:DescribeAccountLimits",
                          "iam:GetAccountSummary", "kinesis:DescribeLimits", "rds:DescribeAccountAttributes",
                          "route53:GetAccountLimit")},
+    **{("ec2:CreateFlowLogs", dependent): "the flow log keeps the default record format; ECS reads are for the "
+       "ECS fields of a custom format (ecs-cluster-name, ecs-task-arn, ...: Amazon VPC user guide, \"Flow log "
+       "records\"), which the rack does not ask for"
+       for dependent in ("ecs:ListClusters", "ecs:ListServices", "ecs:ListTaskDefinitions", "ecs:ListTasks")},
     ("ec2:CreateLaunchTemplate", "ssm:GetParameters"): "the template names an AMI id, not an SSM parameter",
     ("ec2:CreateLaunchTemplateVersion", "ssm:GetParameters"): "the template names an AMI id, not an SSM parameter",
     ("ec2:DescribeLaunchTemplateVersions", "ssm:GetParameters"): "ResolveAlias is not used",
