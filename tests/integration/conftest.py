@@ -263,9 +263,10 @@ def live_tagged(aws, rack):
         logGroupNamePrefix="/convox/%s" % rack)["logGroups"] if g["logGroupName"] == "/convox/%s" % rack]
     s3 = aws.client("s3")
     for b in s3.list_buckets()["Buckets"]:
-        # the rack's bucket convox-<rack>-<12-character digest>, and its log bucket (that name + "-logs")
-        if b["Name"].startswith("convox-%s-" % rack) and len(b["Name"].replace("-logs", "")) == len(
-                "convox-%s-" % rack) + 12:
+        # The rack's bucket convox-<rack>-<12-character digest>. Not its log bucket (that name + "-logs"): it holds
+        # the rack bucket's access logs (which the local AWS delivers at once, on every request), data that an
+        # uninstall without purge_data keeps; tests that purge check it themselves (test_rack_security.py).
+        if b["Name"].startswith("convox-%s-" % rack) and len(b["Name"]) == len("convox-%s-" % rack) + 12:
             left.append("bucket " + b["Name"])
     return left
 

@@ -384,8 +384,8 @@ def test_rack_uninstall_refused_while_apps_exist_then_forced(direct, local_aws):
     assert not forced.get("failed"), forced.get("msg")
     assert app["bucket"] in forced["kept_buckets"] and forced["kept_repositories"] == []
     assert app_resources(local_aws, "forced", "dual") == ["bucket " + app["bucket"]]
-    # The rack's bucket holds the app's access logs: data, kept too, and its log bucket with it (it logs into it).
-    assert live_tagged(local_aws, "forced") == ["bucket " + rack["bucket"], "bucket " + rack["bucket"] + "-logs"]
+    # The rack's bucket holds the app's access logs: data, kept too.
+    assert live_tagged(local_aws, "forced") == ["bucket " + rack["bucket"]]
     # The app's kept data goes with the app module and purge_data, rack or no rack.
     purged = run_app(direct, {"name": "dual", "rack": "forced", "state": "absent", "purge_data": True})
     assert purged["changed"] is True and app_resources(local_aws, "forced", "dual") == []

@@ -341,8 +341,12 @@ def test_container_insights_can_be_turned_off_and_it_is_recorded(secured, runner
 
 def test_uninstall_keeps_the_key_without_purge_and_schedules_its_deletion_with_it(secured, runner, local_aws):
     arn = key_of(local_aws)["Arn"]
+    log_bucket = secured["info"]["log_bucket"]
     kept = runner.playbook("playbooks/uninstall_rack.yml", {"rack": RACK, "rack_force": True})
     assert "kept KMS key (rack_purge_data=true schedules its deletion): %s" % arn in kept.stdout, kept.stdout[-3000:]
+    # The log bucket holds the rack bucket's access logs (the local AWS delivers them at once): data, kept.
+    assert re.search(r"kept buckets holding data \(rack_purge_data=true deletes them\): [^\"]*%s" % log_bucket,
+                     kept.stdout), kept.stdout[-3000:]
     assert key_of(local_aws)["KeyState"] == "Enabled", "kept, alias and all"
     purged = runner.playbook("playbooks/uninstall_rack.yml", {"rack": RACK, "rack_purge_data": True})
     assert "kept KMS key" not in purged.stdout
@@ -351,6 +355,7 @@ def test_uninstall_keeps_the_key_without_purge_and_schedules_its_deletion_with_i
     aliases = local_aws.client("kms").list_aliases()["Aliases"]
     assert ALIAS not in [a["AliasName"] for a in aliases]
     assert live_tagged(local_aws, RACK) == []
+    assert log_bucket not in [b["Name"] for b in local_aws.client("s3").list_buckets()["Buckets"]], "purged too"
 
 
 def test_a_key_of_the_users_is_used_and_never_deleted(runner, local_aws):
