@@ -212,8 +212,8 @@ def test_the_rack_bucket_logs_into_a_log_bucket_of_its_own(secured, local_aws):
     bucket = secured["info"]["bucket"]
     log_bucket = bucket + "-logs"
     assert secured["info"]["log_bucket"] == log_bucket
-    assert s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"] == {"TargetBucket": log_bucket,
-                                                                        "TargetPrefix": "logs/bucket/"}
+    logging = s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"]
+    assert logging == {"TargetBucket": log_bucket, "TargetPrefix": "logs/bucket/"}
     # Hardened as every bucket of the rack (storage.py), SSE-S3 as S3's log delivery requires, no logging itself.
     tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=log_bucket)["TagSet"]}
     assert {"System": "convox", "Rack": RACK, "Type": "rack"}.items() <= tags.items()
