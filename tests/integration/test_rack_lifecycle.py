@@ -149,8 +149,11 @@ def test_rerun_changes_nothing_and_writes_nothing(installed, runner, local_aws):
     # Only reads: the module counts its calls, and the server saw no more than that.
     assert calls == again["aws_calls"]
     # 35 before the rack's KMS key, whose reading takes 4 (DescribeKey, ListResourceTags,
-    # GetKeyRotationStatus, GetKeyPolicy).
-    assert again["aws_calls"] <= 39
+    # GetKeyRotationStatus, GetKeyPolicy); then 10 more (measured: 36 -> 46 on this rack) for the flow
+    # log, the router's attributes and the log bucket: DescribeFlowLogs, DescribeLoadBalancerAttributes,
+    # the log bucket's GetBucketTagging, the rack bucket's GetBucketLogging, and the log bucket's six
+    # settings (public access block, ownership, encryption, lifecycle, versioning, policy).
+    assert again["aws_calls"] <= 49
 
 
 def test_update_instance_count_changes_just_that(installed, direct, local_aws):
