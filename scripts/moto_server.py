@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """moto's server, with fixes for emulator bugs that would otherwise crash it on calls the rack
-makes. Each fix names the bug; none changes what AWS would answer (4 answers as a raised account).
+makes. Each fix names the bug; none changes what AWS would answer (5 answers as a raised account).
 
 1. moto 5.2.5 stores the UserData of a launch template version made by
    CreateLaunchTemplateVersion as a plain string, then asserts it is a Base64EncodedString when an
@@ -55,6 +55,15 @@ makes. Each fix names the bug; none changes what AWS would answer (4 answers as 
     address is disassociated from it, but is not released" (Amazon VPC User Guide, "Delete a NAT
     gateway"). The fix disassociates the gateway's addresses when it is deleted (with realism on: when
     it turns `deleted`, not while `deleting`).
+11. moto 5.2.5 looks a flow log's S3 destination up as a bucket named by everything after the ARN's
+    ":::", so a destination with a folder (arn:aws:s3:::<bucket>/logs/flow/) answers "does not
+    exist" in Unsuccessful. AWS takes "a bucket ARN, optionally with a folder" (EC2 API reference,
+    CreateFlowLogs, LogDestination; Amazon VPC user guide, "Create a flow log that publishes to
+    Amazon S3"). The fix checks the bucket alone and keeps the destination as given.
+12. moto 5.2.5 deletes a load balancer whose deletion protection is on. AWS refuses
+    (OperationNotPermitted: Elastic Load Balancing user guide, "Deletion protection": "you can't
+    delete the load balancer if deletion protection is enabled"; API reference, DeleteLoadBalancer).
+    The fix refuses as AWS does, so that an uninstall that forgets to turn it off fails here too.
 
 Besides these fixes, scripts/realism.py adds a realism mode (off unless switched on, see there):
 AWS's time (NAT gateways pending, load balancers provisioning, ...) and its transient refusals.
@@ -70,10 +79,13 @@ import re
 import sys
 
 from moto.core.types import Base64EncodedString
+from moto.ec2.models import flow_logs as _flow_logs
 from moto.ec2.models import launch_templates as _launch_templates
 from moto.ec2.models import nat_gateways as _nat_gateways
 from moto.ec2.utils import is_tag_filter, tag_filter_matches
 from moto.ecs import responses as _ecs_responses
+from moto.elbv2 import exceptions as _elbv2_exceptions
+from moto.elbv2 import models as _elbv2_models
 from moto.logs import exceptions as _logs_exceptions
 from moto.logs import responses as _logs_responses
 from moto.s3 import models as _s3_models
@@ -156,6 +168,36 @@ def _delete_nat_gateway(self, nat_gateway_id):
 
 
 _nat_gateways.NatGatewayBackend.delete_nat_gateway = _delete_nat_gateway
+
+_original_create_flow_logs = _flow_logs.FlowLogsBackend.create_flow_logs
+
+
+def _create_flow_logs(self, resource_type, resource_ids, traffic_type, deliver_logs_permission_arn,
+                      log_destination_type, log_destination, *args, **kwargs):
+    bucket_arn = log_destination.split("/", 1)[0] if log_destination_type == "s3" and log_destination else None
+    made, failed = _original_create_flow_logs(self, resource_type, resource_ids, traffic_type,
+                                              deliver_logs_permission_arn, log_destination_type,
+                                              bucket_arn or log_destination, *args, **kwargs)
+    for flow_log in made:
+        flow_log.log_destination = log_destination
+    return made, failed
+
+
+_flow_logs.FlowLogsBackend.create_flow_logs = _create_flow_logs  # fix 11
+
+
+_original_delete_load_balancer = _elbv2_models.ELBv2Backend.delete_load_balancer
+
+
+def _delete_load_balancer(self, arn):
+    lb = self.load_balancers.get(arn)
+    if lb is not None and lb.attrs.get("deletion_protection.enabled") == "true":
+        raise _elbv2_exceptions.ELBClientError(
+            "OperationNotPermitted", "Load balancer '%s' cannot be deleted because deletion protection is enabled" % arn)
+    return _original_delete_load_balancer(self, arn)
+
+
+_elbv2_models.ELBv2Backend.delete_load_balancer = _delete_load_balancer  # fix 12
 
 # After the fixes above: realism wraps some of the same methods, and is inert until switched on.
 realism.install()

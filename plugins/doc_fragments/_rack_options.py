@@ -131,6 +131,22 @@ options:
         metrics and logs.
       - Unset keeps the rack's recorded setting, else V(true). Changed in place on an existing cluster.
     type: bool
+  flow_logs:
+    description:
+      - Flow logs of the rack's VPC (every packet accepted and rejected) delivered to the rack's bucket under
+        C(logs/flow/), where they expire after O(log_retention) days. Charged as vended logs delivered to S3,
+        plus their S3 storage (see C(docs/security.md)).
+      - Unset keeps the rack's recorded setting, else V(true). V(false) deletes the flow log.
+    type: bool
+  certificate_arn:
+    description:
+      - ARN of an ACM certificate of the rack's region and partition. With it the router (load balancer) has an
+        HTTPS listener on port 443 with the TLS policy C(ELBSecurityPolicy-TLS13-1-2-2021-06), and port 80
+        redirects to it (HTTP 301), as Convox's router does.
+      - Unset keeps the recorded certificate; V("") removes it, leaving HTTP on port 80 only (scanners report the
+        load balancer's missing TLS listener then, see C(docs/security.md)).
+      - Recorded on the rack (C(convox:certificate_arn)).
+    type: str
   tags:
     description:
       - Tags added to every resource of the rack that AWS lets one tag, on top of the collection's
@@ -138,8 +154,8 @@ options:
         in any case).
       - As AWS takes tags on every resource of a rack, keys of 1 to 128 characters and values of at
         most 256, of letters, digits, spaces and C(_.:/=+-@) only; keys that differ only in case
-        are refused (IAM roles take them as one); at most 35 tags (one fewer with O(permissions_boundary),
-        one fewer with O(kms_key)).
+        are refused (IAM roles take them as one); at most 34 tags (one fewer with O(permissions_boundary),
+        one fewer with O(kms_key), one fewer with O(certificate_arn)).
         Values are data, never templates.
       - Unset leaves the rack's tags alone.
     type: dict

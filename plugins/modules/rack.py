@@ -135,8 +135,42 @@ rack:
         dns_name:
           description: Its DNS name (the rack's router).
           type: str
+        access_logs:
+          description:
+            - Where its access logs go, C(s3://<rack bucket>/logs/router); V("") when off. None when not read (the
+              region-wide listing of M(convox.rack.rack_info) does not read the load balancer's attributes).
+          type: str
+        deletion_protection:
+          description: Whether its deletion protection is on (None when not read).
+          type: bool
+        listeners:
+          description:
+            - Its listeners, by port (None when not read). Without O(convox.rack.rack#module:certificate_arn), HTTP
+              on 80 answering a fixed 404; with it, HTTPS on 443 answering so and HTTP on 80 redirecting to 443.
+          type: list
+          elements: dict
+          contains:
+            port:
+              description: The port.
+              type: int
+            protocol:
+              description: V(HTTP) or V(HTTPS).
+              type: str
+            action:
+              description: Its default action's type, V(fixed-response) or V(redirect).
+              type: str
     bucket:
       description: The rack's S3 bucket for logs and settings.
+      type: str
+    log_bucket:
+      description:
+        - The rack's log bucket, C(<bucket>-logs), where S3 delivers the rack bucket's server access logs.
+      type: str
+    flow_log_id:
+      description:
+        - The id of the flow log of the rack's VPC (into the rack's bucket under C(logs/flow/)); None with
+          O(convox.rack.rack#module:flow_logs=false), and in the region-wide listing of M(convox.rack.rack_info),
+          which does not read flow logs.
       type: str
     log_group:
       description: The rack's CloudWatch log group.

@@ -237,6 +237,7 @@ def live_tagged(aws, rack):
     left += ["eip " + a["AllocationId"] for a in ec2.describe_addresses(Filters=flt)["Addresses"]]
     left += ["nat " + n["NatGatewayId"] for n in ec2.describe_nat_gateways(Filters=flt)["NatGateways"]
              if n["State"] not in ("deleted",)]
+    left += ["flow-log " + f["FlowLogId"] for f in ec2.describe_flow_logs(Filters=flt)["FlowLogs"]]
     left += ["launch-template " + t["LaunchTemplateId"]
              for t in ec2.describe_launch_templates(Filters=flt)["LaunchTemplates"]]
     for r in ec2.describe_instances(Filters=flt)["Reservations"]:
@@ -265,6 +266,9 @@ def live_tagged(aws, rack):
         logGroupNamePrefix="/convox/%s" % rack)["logGroups"] if g["logGroupName"] == "/convox/%s" % rack]
     s3 = aws.client("s3")
     for b in s3.list_buckets()["Buckets"]:
+        # The rack's bucket convox-<rack>-<12-character digest>. Not its log bucket (that name + "-logs"): it holds
+        # the rack bucket's access logs (which the local AWS delivers at once, on every request), data that an
+        # uninstall without purge_data keeps; tests that purge check it themselves (test_rack_security.py).
         if b["Name"].startswith("convox-%s-" % rack) and len(b["Name"]) == len("convox-%s-" % rack) + 12:
             left.append("bucket " + b["Name"])
     return left

@@ -423,10 +423,16 @@ class Recorder:
         with open(BOUNDARY_DOCUMENT, encoding="utf-8") as f:
             account_client(self.local_aws, self.env_keys, "iam").create_policy(PolicyName=BOUNDARY_NAME,
                                                                                PolicyDocument=f.read())
+        # The router's certificate, requested by whoever owns the domain (not recorded: not the operator's doing).
+        certificate = account_client(self.local_aws, self.env_keys, "acm").request_certificate(
+            DomainName="secpub.example.com", ValidationMethod="DNS")["CertificateArn"]
         first = dict(name=PUBLIC, high_availability=False, instance_count=1, tags={"team": "platform", "owner": "ops"},
                      permissions_boundary=BOUNDARY)
+        # The update also gives the router HTTPS (a listener made, the HTTP one changed) and turns flow logs off
+        # (the flow log deleted); making it private takes the certificate away again (the listener deleted) and
+        # turns flow logs back on.
         update = dict(name=PUBLIC, instance_type="t3.medium", instance_count=2, tags={"team": "platform", "cost": "cc-9"},
-                      log_retention=14)
+                      log_retention=14, certificate_arn=certificate, flow_logs=False)
         # 1. Modules, credentials as module options, -vvv and diffs: install (planned first, then
         #    rerun: no change), update every parameter that can change (tags dropped and added), public
         #    -> private, a private rack with high availability, apps; then what someone changed by hand
@@ -441,7 +447,7 @@ class Recorder:
             rack_task("Install", "installed", **first),
             rack_task("Install again", "rerun", **first),
             rack_task("Update", "updated", **update),
-            rack_task("Make it private", "privatised", name=PUBLIC, private=True),
+            rack_task("Make it private", "privatised", name=PUBLIC, private=True, certificate_arn="", flow_logs=True),
             rack_task("Install a private rack with high availability", "private", name=PRIVATE, private=True,
                       high_availability=True, instance_count=3, permissions_boundary=BOUNDARY),
             app_task("Create app web", "web", name="web", rack=PUBLIC, tags={"owner": "web"}),

@@ -148,7 +148,8 @@ def count_rack(local_aws, rack):
     nats = [n for n in ec2.describe_nat_gateways(Filters=flt)["NatGateways"] if n["State"] != "deleted"]
     lbs = [lb for lb in local_aws.client("elbv2").describe_load_balancers()["LoadBalancers"]
            if lb["LoadBalancerName"] == "convox-%s" % rack]
-    buckets = [b for b in local_aws.client("s3").list_buckets()["Buckets"] if b["Name"].startswith("convox-%s-" % rack)]
+    buckets = [b for b in local_aws.client("s3").list_buckets()["Buckets"] if b["Name"].startswith("convox-%s-" % rack)
+               and not b["Name"].endswith("-logs")]  # the rack's buckets, not its log bucket
     return {"vpcs": len(ec2.describe_vpcs(Filters=flt)["Vpcs"]),
             "subnets": len(ec2.describe_subnets(Filters=flt)["Subnets"]),
             "nat_gateways": len(nats), "load_balancers": len(lbs), "buckets": len(buckets)}

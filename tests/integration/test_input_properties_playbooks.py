@@ -371,7 +371,8 @@ def test_tags_aws_allows_are_written_and_read_back_verbatim_and_never_templated(
 
     # in AWS, on the bucket, the VPC, the IAM role and the log group: as given
     s3 = account_client(local_aws, env, "s3")
-    bucket = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("convox-%s-" % rack)][0]
+    bucket = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("convox-%s-" % rack)
+              and not b["Name"].endswith("-logs")][0]  # the rack's bucket, not its log bucket
     assert user_part(tag_dict(s3.get_bucket_tagging(Bucket=bucket)["TagSet"])) == ALLOWED_HOSTILE_TAGS
     ec2 = account_client(local_aws, env, "ec2")
     vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Rack", "Values": [rack]}])["Vpcs"][0]

@@ -91,7 +91,8 @@ def accounts(local_aws, runner, direct):
     asg.delete_auto_scaling_group(AutoScalingGroupName="convox-inv-broken", ForceDelete=True)
     # someone with access to the account sets a tag that looks like a template
     s3 = account_client(local_aws, env, "s3")
-    bucket = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("convox-inv-east-")][0]
+    bucket = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("convox-inv-east-")
+              and not b["Name"].endswith("-logs")][0]  # the rack's bucket, not its log bucket
     tags = [t for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"] if t["Key"] != "team"]
     s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags + [{"Key": "team", "Value": "{{ lookup('pipe', 'id') }}"}]})
     return {"env": env, "partner": partner}

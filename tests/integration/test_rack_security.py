@@ -141,6 +141,168 @@ def test_container_insights_are_on(secured, local_aws):
     assert secured["info"]["parameters"]["container_insights"] is True
 
 
+# -- flow logs, the router, the log bucket ----------------------------------------------------------------------
+
+def flow_logs_of(aws, rack=RACK):
+    """The flow logs found by the rack's tags, the rack's tags confirmed on each."""
+    found = aws.client("ec2").describe_flow_logs(Filters=[{"Name": "tag:Rack", "Values": [rack]},
+                                                          {"Name": "tag:System", "Values": ["convox"]}])["FlowLogs"]
+    for f in found:
+        assert {"System": "convox", "Rack": rack, "Type": "rack"}.items() <= {t["Key"]: t["Value"] for t in f["Tags"]}.items()
+    return found
+
+
+def policy_of(aws, bucket):
+    return {s["Sid"]: s for s in json.loads(aws.client("s3").get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]}
+
+
+def lb_attributes(aws, rack=RACK):
+    elb = aws.client("elbv2")
+    arn = elb.describe_load_balancers(Names=["convox-%s" % rack])["LoadBalancers"][0]["LoadBalancerArn"]
+    return {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
+
+
+def listeners_of(aws, rack=RACK):
+    elb = aws.client("elbv2")
+    arn = elb.describe_load_balancers(Names=["convox-%s" % rack])["LoadBalancers"][0]["LoadBalancerArn"]
+    return {x["Port"]: x for x in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]}
+
+
+def test_the_vpc_has_a_flow_log_of_all_traffic_into_the_rack_bucket(secured, local_aws):
+    bucket, vpc = secured["info"]["bucket"], secured["info"]["vpc_id"]
+    flow = flow_logs_of(local_aws)
+    assert len(flow) == 1
+    assert flow[0]["ResourceId"] == vpc and flow[0]["TrafficType"] == "ALL"
+    assert flow[0]["LogDestinationType"] == "s3" and flow[0]["LogDestination"] == "arn:aws:s3:::%s/logs/flow/" % bucket
+    assert secured["info"]["flow_log_id"] == flow[0]["FlowLogId"]
+    assert secured["info"]["parameters"]["flow_logs"] is True
+
+
+def test_the_rack_bucket_lets_aws_deliver_flow_logs_and_router_logs_only(secured, local_aws):
+    """The statements AWS documents ("Publish flow logs to Amazon S3"; "Enable access logs for your
+    Application Load Balancer": us-east-1's Elastic Load Balancing account 127311923021)."""
+    bucket = secured["info"]["bucket"]
+    account = secured["info"]["kms_key"].split(":")[4]
+    by_sid = policy_of(local_aws, bucket)
+    assert set(by_sid) == {"DenyInsecureTransport", "AllowS3AccessLogsOfApps", "AllowLoadBalancerAccessLogs",
+                           "AllowFlowLogsDelivery", "AllowFlowLogsAclCheck"}
+    router = by_sid["AllowLoadBalancerAccessLogs"]
+    assert router["Principal"] == {"AWS": "arn:aws:iam::127311923021:root"}
+    assert router["Resource"] == "arn:aws:s3:::%s/logs/router/AWSLogs/%s/*" % (bucket, account)
+    flow = by_sid["AllowFlowLogsDelivery"]
+    assert flow["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+    assert flow["Condition"]["StringEquals"]["aws:SourceAccount"] == account
+    assert flow["Condition"]["ArnLike"] == {"aws:SourceArn": "arn:aws:logs:%s:%s:*" % (REGION, account)}
+
+
+def test_the_router_logs_into_the_rack_bucket_is_protected_and_drops_invalid_headers(secured, local_aws):
+    bucket = secured["info"]["bucket"]
+    attrs = lb_attributes(local_aws)
+    assert attrs["access_logs.s3.enabled"] == "true" and attrs["access_logs.s3.bucket"] == bucket
+    assert attrs["access_logs.s3.prefix"] == "logs/router"
+    assert attrs["deletion_protection.enabled"] == "true"
+    assert attrs["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    lb = secured["info"]["load_balancer"]
+    assert lb["access_logs"] == "s3://%s/logs/router" % bucket and lb["deletion_protection"] is True
+    assert lb["listeners"] == [{"port": 80, "protocol": "HTTP", "action": "fixed-response"}]
+
+
+def test_the_rack_bucket_logs_into_a_log_bucket_of_its_own(secured, local_aws):
+    s3 = local_aws.client("s3")
+    bucket = secured["info"]["bucket"]
+    log_bucket = bucket + "-logs"
+    assert secured["info"]["log_bucket"] == log_bucket
+    logging = s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"]
+    assert logging == {"TargetBucket": log_bucket, "TargetPrefix": "logs/bucket/"}
+    # Hardened as every bucket of the rack (storage.py), SSE-S3 as S3's log delivery requires, no logging itself.
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=log_bucket)["TagSet"]}
+    assert {"System": "convox", "Rack": RACK, "Type": "rack"}.items() <= tags.items()
+    assert all(s3.get_public_access_block(Bucket=log_bucket)["PublicAccessBlockConfiguration"].values())
+    assert bucket_encryption(local_aws, log_bucket)[0] == {"SSEAlgorithm": "AES256"}
+    assert s3.get_bucket_versioning(Bucket=log_bucket)["Status"] == "Enabled"
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=log_bucket)["Rules"]
+    assert {"ID": "expire-logs", "Expiration": {"Days": 7}}.items() <= [r for r in rules if r["ID"] == "expire-logs"][
+        0].items()
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=log_bucket)
+    by_sid = policy_of(local_aws, log_bucket)
+    assert set(by_sid) == {"DenyInsecureTransport", "AllowS3AccessLogsOfTheRackBucket"}
+    logs = by_sid["AllowS3AccessLogsOfTheRackBucket"]
+    assert logs["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert logs["Condition"]["ArnLike"] == {"aws:SourceArn": "arn:aws:s3:::%s" % bucket}
+
+
+def test_flow_logs_can_be_turned_off_and_on_and_it_is_recorded(secured, runner, local_aws):
+    off = runner.playbook("playbooks/update_rack.yml", {"rack": RACK, "rack_flow_logs": False})
+    assert re.search(r"is running at \S+: 2 changes\"", off.stdout), off.stdout[-3000:]
+    assert flow_logs_of(local_aws) == []
+    info = rack_info(runner)
+    assert info["flow_log_id"] is None and info["parameters"]["flow_logs"] is False
+    kept = runner.playbook("playbooks/update_rack.yml", {"rack": RACK})
+    assert "no change" in kept.stdout, "unset keeps the recorded setting"
+    runner.playbook("playbooks/update_rack.yml", {"rack": RACK, "rack_flow_logs": True})
+    assert len(flow_logs_of(local_aws)) == 1
+
+
+@pytest.fixture(scope="module")
+def certificate(local_aws):
+    """An ACM certificate of the rack's region (the local AWS issues requested ones at once)."""
+    acm = local_aws.client("acm")
+    return acm.request_certificate(DomainName="secured.example.com", ValidationMethod="DNS")["CertificateArn"]
+
+
+def test_with_a_certificate_the_router_serves_https_and_redirects_http(secured, runner, local_aws, certificate):
+    done = runner.playbook("playbooks/update_rack.yml", {"rack": RACK, "rack_certificate_arn": certificate})
+    assert "created listener convox-%s:443" % RACK in done.stdout, done.stdout[-3000:]
+    listeners = listeners_of(local_aws)
+    assert sorted(listeners) == [80, 443]
+    https = listeners[443]
+    assert https["Protocol"] == "HTTPS" and https["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert [c["CertificateArn"] for c in https["Certificates"]] == [certificate]
+    assert https["DefaultActions"][0]["Type"] == "fixed-response"
+    redirect = listeners[80]["DefaultActions"][0]
+    assert redirect["Type"] == "redirect"
+    assert redirect["RedirectConfig"]["Protocol"] == "HTTPS" and redirect["RedirectConfig"]["Port"] == "443"
+    assert redirect["RedirectConfig"]["StatusCode"] == "HTTP_301"
+    # The router's security group already lets 443 in.
+    sg = local_aws.client("ec2").describe_security_groups(Filters=[
+        {"Name": "tag:Rack", "Values": [RACK]}, {"Name": "tag:convox:role", "Values": ["router"]}])["SecurityGroups"][0]
+    assert {(p.get("FromPort"), p.get("ToPort")) for p in sg["IpPermissions"]} >= {(443, 443), (80, 80)}
+    info = rack_info(runner)
+    assert info["parameters"]["certificate_arn"] == certificate
+    assert info["load_balancer"]["listeners"] == [{"port": 80, "protocol": "HTTP", "action": "redirect"},
+                                                  {"port": 443, "protocol": "HTTPS", "action": "fixed-response"}]
+    again = runner.playbook("playbooks/update_rack.yml", {"rack": RACK})
+    assert "no change" in again.stdout, "unset keeps the recorded certificate"
+    # A policy changed by hand is put back.
+    elb = local_aws.client("elbv2")
+    elb.modify_listener(ListenerArn=https["ListenerArn"], SslPolicy="ELBSecurityPolicy-2016-08")
+    fixed = runner.playbook("playbooks/update_rack.yml", {"rack": RACK})
+    assert "updated listener convox-%s:443" % RACK in fixed.stdout, fixed.stdout[-3000:]
+    assert listeners_of(local_aws)[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+def test_removing_the_certificate_leaves_http_only(secured, runner, local_aws, certificate):
+    runner.playbook("playbooks/update_rack.yml", {"rack": RACK, "rack_certificate_arn": certificate})
+    removed = runner.playbook("playbooks/update_rack.yml", {"rack": RACK, "rack_certificate_arn": ""})
+    assert "deleted listener convox-%s:443" % RACK in removed.stdout, removed.stdout[-3000:]
+    listeners = listeners_of(local_aws)
+    assert sorted(listeners) == [80] and listeners[80]["DefaultActions"][0]["Type"] == "fixed-response"
+    assert "certificate_arn" not in rack_info(runner)["parameters"] or not rack_info(runner)["parameters"][
+        "certificate_arn"]
+    again = runner.playbook("playbooks/update_rack.yml", {"rack": RACK})
+    assert "no change" in again.stdout
+
+
+def test_a_certificate_of_another_region_is_refused_before_any_change(secured, runner, local_aws):
+    arn = "arn:aws:acm:eu-west-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab"
+    before = local_aws.client("elbv2").describe_listeners(
+        LoadBalancerArn=secured["info"]["load_balancer"]["arn"])["Listeners"]
+    refused = runner.playbook("playbooks/update_rack.yml", {"rack": RACK, "rack_certificate_arn": arn}, expect_rc=2)
+    assert "certificate_arn: must be a certificate of the rack's region" in refused.stdout, refused.stdout[-3000:]
+    assert local_aws.client("elbv2").describe_listeners(
+        LoadBalancerArn=secured["info"]["load_balancer"]["arn"])["Listeners"] == before
+
+
 def test_a_rerun_changes_nothing(secured, runner):
     again = runner.playbook("playbooks/install_rack.yml", VARS)
     assert re.search(r"rack %s is running at \S+: no change" % RACK, again.stdout), again.stdout[-3000:]
@@ -166,7 +328,9 @@ def test_what_was_undone_by_hand_is_put_back_then_left_alone(secured, runner, lo
 
 def test_container_insights_can_be_turned_off_and_it_is_recorded(secured, runner, local_aws):
     off = runner.playbook("playbooks/update_rack.yml", {"rack": RACK, "rack_container_insights": False})
-    assert re.search(r"is running at \S+: \d+ changes?\"", off.stdout) and "no change" not in off.stdout, off.stdout[-3000:]
+    # Two changes: the cluster's setting, and the rack's record (convox:container_insights=false on its bucket).
+    assert re.search(r"is running at \S+: 2 changes\"", off.stdout), off.stdout[-3000:]
+    assert "updated ECS cluster convox-%s" % RACK in off.stdout and "updated bucket convox-%s-" % RACK in off.stdout
     cluster = local_aws.client("ecs").describe_clusters(clusters=["convox-%s" % RACK], include=["SETTINGS"])[
         "clusters"][0]
     assert {"name": "containerInsights", "value": "disabled"} in cluster["settings"]
@@ -177,8 +341,12 @@ def test_container_insights_can_be_turned_off_and_it_is_recorded(secured, runner
 
 def test_uninstall_keeps_the_key_without_purge_and_schedules_its_deletion_with_it(secured, runner, local_aws):
     arn = key_of(local_aws)["Arn"]
+    log_bucket = secured["info"]["log_bucket"]
     kept = runner.playbook("playbooks/uninstall_rack.yml", {"rack": RACK, "rack_force": True})
     assert "kept KMS key (rack_purge_data=true schedules its deletion): %s" % arn in kept.stdout, kept.stdout[-3000:]
+    # The log bucket holds the rack bucket's access logs (the local AWS delivers them at once): data, kept.
+    assert re.search(r"kept buckets holding data \(rack_purge_data=true deletes them\): [^\"]*%s" % log_bucket,
+                     kept.stdout), kept.stdout[-3000:]
     assert key_of(local_aws)["KeyState"] == "Enabled", "kept, alias and all"
     purged = runner.playbook("playbooks/uninstall_rack.yml", {"rack": RACK, "rack_purge_data": True})
     assert "kept KMS key" not in purged.stdout
@@ -187,6 +355,7 @@ def test_uninstall_keeps_the_key_without_purge_and_schedules_its_deletion_with_i
     aliases = local_aws.client("kms").list_aliases()["Aliases"]
     assert ALIAS not in [a["AliasName"] for a in aliases]
     assert live_tagged(local_aws, RACK) == []
+    assert log_bucket not in [b["Name"] for b in local_aws.client("s3").list_buckets()["Buckets"]], "purged too"
 
 
 def test_a_key_of_the_users_is_used_and_never_deleted(runner, local_aws):

@@ -132,6 +132,13 @@ IMPLIED = [
      "why": "CreateKey with Tags needs kms:TagResource; the key policy names AWSServiceRoleForAutoScaling, which the "
             "collection creates first on an account that has none",
      "source": "https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateKey.html"},
+    {"trigger": "ec2:CreateFlowLogs", "actions": ["ec2:CreateTags"], "why": "TagSpecifications", "sar": True},
+    {"trigger": "ec2:CreateFlowLogs", "actions": ["logs:CreateLogDelivery"],
+     "why": "a flow log published to Amazon S3 is a log delivery of CloudWatch Logs",
+     "source": "https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-s3-iam.html"},
+    {"trigger": "ec2:DeleteFlowLogs", "actions": ["logs:DeleteLogDelivery"],
+     "why": "deleting a flow log published to Amazon S3 deletes its log delivery",
+     "source": "https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-s3-iam.html"},
     {"trigger": "s3:CreateBucket", "actions": ["s3:PutBucketOwnershipControls"],
      "why": "CreateBucket with ObjectOwnership (x-amz-object-ownership)",
      "source": "https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html"},
@@ -145,6 +152,10 @@ NOT_APPLICABLE = {
                          "dynamodb:DescribeLimits", "elasticloadbalancing:DescribeAccountLimits",
                          "iam:GetAccountSummary", "kinesis:DescribeLimits", "rds:DescribeAccountAttributes",
                          "route53:GetAccountLimit")},
+    **{("ec2:CreateFlowLogs", dependent): "the flow log keeps the default record format; ECS reads are for the "
+       "ECS fields of a custom format (ecs-cluster-name, ecs-task-arn, ...: Amazon VPC user guide, \"Flow log "
+       "records\"), which the rack does not ask for"
+       for dependent in ("ecs:ListClusters", "ecs:ListServices", "ecs:ListTaskDefinitions", "ecs:ListTasks")},
     ("ec2:CreateLaunchTemplate", "ssm:GetParameters"): "the template names an AMI id, not an SSM parameter",
     ("ec2:CreateLaunchTemplateVersion", "ssm:GetParameters"): "the template names an AMI id, not an SSM parameter",
     ("ec2:DescribeLaunchTemplateVersions", "ssm:GetParameters"): "ResolveAlias is not used",

@@ -122,4 +122,5 @@ def test_a_module_and_its_info_twin_document_the_same_keys(docs, one, info):
 def test_rack_documents_the_keys_of_the_contract(docs):
     keys = shape(docs["rack"]["return"]["rack"]["contains"])
     assert CONTRACT_RACK_KEYS <= set(keys), CONTRACT_RACK_KEYS - set(keys)
-    assert set(keys["load_balancer"][2]) == {"arn", "dns_name"}
+    # The contract's arn and dns_name, and what issue 14 added (the router's logs, protection and listeners).
+    assert set(keys["load_balancer"][2]) == {"arn", "dns_name", "access_logs", "deletion_protection", "listeners"}

@@ -11,6 +11,9 @@ import json
 import threading
 import time
 
+import os
+import sys
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -24,6 +27,11 @@ from ansible_collections.convox.rack.plugins.module_utils._rack.info import read
 from ansible_collections.convox.rack.plugins.module_utils._rack.record import STATUS_EXPIRES_TAG as LEASE_TAG
 from ansible_collections.convox.rack.plugins.module_utils._rack.service import RackService
 from ansible_collections.convox.rack.plugins.module_utils._rack.spec import RACK_ARGUMENT_SPEC
+
+# The local AWS's fixes of moto's bugs (scripts/moto_server.py), for moto in-process too: fix 3 (PutBucketLogging's
+# check of the target's policy crashes on a TLS-only statement), which the rack bucket's logging meets.
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+import moto_server  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
 
 ACCOUNT = "123456789012"
 EAST, WEST = "us-east-1", "eu-west-1"
@@ -72,6 +80,8 @@ def world():
             # nolb loses its load balancer; held is marked as held by an update run (lease not expired)
             elb = clients.get("elbv2")
             arn = elb.describe_load_balancers(Names=["convox-nolb"])["LoadBalancers"][0]["LoadBalancerArn"]
+            elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+                {"Key": "deletion_protection.enabled", "Value": "false"}])  # AWS refuses to delete it otherwise
             elb.delete_load_balancer(LoadBalancerArn=arn)
             s3 = clients.get("s3")
             bucket = RackNames("held", EAST, ACCOUNT).bucket
@@ -106,6 +116,11 @@ def test_bulk_read_equals_full_read(world):
         full = read_racks(world.aws(region), region)
         assert [r["name"] for r in bulk["racks"]] == [r["name"] for r in full]
         for got, want in zip(bulk["racks"], full):
+            # Not read in bulk (a call per rack): the load balancer's attributes and listeners, the VPC's flow log.
+            for key in ("access_logs", "deletion_protection", "listeners"):
+                has_lb = want["load_balancer"]["arn"] is not None
+                assert got["load_balancer"].pop(key) is None and (want["load_balancer"].pop(key) is not None) == has_lb
+            assert got.pop("flow_log_id") is None and want.pop("flow_log_id"), got["name"]
             assert got == want, got["name"]
 
 

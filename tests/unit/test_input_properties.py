@@ -539,6 +539,14 @@ invalid_kms_keys = st.one_of(
                      "1234abcd-12ab-34cd-56ef-1234567890ab", GOOD_KEY.upper()]),
 ).filter(lambda s: not (isinstance(s, str) and P.KMS_KEY_ARN_RE.match(s)))
 
+GOOD_CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab"
+invalid_certificates = st.one_of(
+    anything.filter(bool),
+    st.sampled_from([GOOD_CERTIFICATE.replace(":acm:", ":iam:"), GOOD_CERTIFICATE.replace("certificate/", "key/"),
+                     GOOD_CERTIFICATE[:-1], GOOD_CERTIFICATE + "0", GOOD_CERTIFICATE.replace("123456789012", "12345"),
+                     "arn:aws:iam::123456789012:server-certificate/router", GOOD_CERTIFICATE.upper()]),
+).filter(lambda s: not (isinstance(s, str) and P.CERTIFICATE_ARN_RE.match(s)))
+
 
 @props(100)
 @given(invalid_kms_keys)
@@ -571,10 +579,10 @@ def test_valid_permissions_boundaries_are_accepted(arn):
 
 def test_a_permissions_boundary_takes_one_tag_of_the_users():
     arn = "arn:aws:iam::123456789012:policy/convox-rack-instance-boundary"
-    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(34)}, permissions_boundary=arn))
-    assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(35)},
-                                                          permissions_boundary=arn)), "tags", "at most 34 fit")
-    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(35)}))
+    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(33)}, permissions_boundary=arn))
+    assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(34)},
+                                                          permissions_boundary=arn)), "tags", "at most 33 fit")
+    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(34)}))
 
 
 # -- tags (rack and app) -----------------------------------------------------------------------------------------
@@ -607,23 +615,29 @@ def test_valid_tags_are_accepted_and_kept_verbatim(data):
 
 
 def test_tag_limits_are_aws_limits():
-    """The oracle's own edges: 128/256 characters (a character outside the BMP counts two), 35 tags
-    on a rack (one fewer with each of permissions_boundary and kms_key) and 46 on an app (50 a resource,
-    less the collection's)."""
+    """The oracle's own edges: 128/256 characters (a character outside the BMP counts two), 34 tags
+    on a rack (one fewer with each of permissions_boundary, kms_key and certificate_arn) and 46 on an app
+    (50 a resource, less the collection's)."""
     P.validate_request(rack_request(tags={"k" * 128: "v" * 256}))
     P.validate_request(rack_request(tags={"k" * 126 + "\U0001d400": "v"}))
     assert_names(refusal(P.validate_request, rack_request(tags={"k" * 127 + "\U0001d400": "v"})), "tags",
                  "keys must be 1 to 128 characters")
-    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(35)}))
-    assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(36)})), "tags",
-                 "has 36 tags; at most 35 fit")
+    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(34)}))
+    assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(35)})), "tags",
+                 "has 35 tags; at most 34 fit")
     key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     boundary = "arn:aws:iam::123456789012:policy/convox-rack-instance-boundary"
-    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(33)}, kms_key=key,
+    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(32)}, kms_key=key,
                                     permissions_boundary=boundary))
-    assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(34)}, kms_key=key,
+    assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(33)}, kms_key=key,
                                                           permissions_boundary=boundary)),
-                 "tags", "has 34 tags; at most 33 fit")
+                 "tags", "has 33 tags; at most 32 fit")
+    P.validate_request(rack_request(tags={"k%d" % i: "v" for i in range(31)}, kms_key=key,
+                                    permissions_boundary=boundary, certificate_arn=GOOD_CERTIFICATE))
+    assert_names(refusal(P.validate_request, rack_request(tags={"k%d" % i: "v" for i in range(32)}, kms_key=key,
+                                                          permissions_boundary=boundary,
+                                                          certificate_arn=GOOD_CERTIFICATE)),
+                 "tags", "has 32 tags; at most 31 fit")
     P.validate_app_request(app_request(tags={"k%d" % i: "v" for i in range(46)}))
     assert_names(refusal(P.validate_app_request, app_request(tags={"k%d" % i: "v" for i in range(47)})),
                  "tags", "has 47 tags; at most 46 fit")
@@ -853,7 +867,8 @@ INVALID = {
                  private=invalid_bools, high_availability=invalid_bools, vpc_cidr=invalid_cidrs,
                  internal_only=invalid_bools, log_retention=st.one_of(invalid_retention, invalid_ints),
                  image_id=invalid_images, permissions_boundary=invalid_boundaries,
-                 kms_key=invalid_kms_keys, container_insights=invalid_bools, tags=st.one_of(invalid_tags(P.MAX_RACK_USER_TAGS), invalid_dicts),
+                 kms_key=invalid_kms_keys, container_insights=invalid_bools, flow_logs=invalid_bools,
+                 certificate_arn=invalid_certificates, tags=st.one_of(invalid_tags(P.MAX_RACK_USER_TAGS), invalid_dicts),
                  resource_tags=invalid_tags(P.MAX_RACK_USER_TAGS), purge_tags=invalid_bools, wait=invalid_bools,
                  wait_timeout=st.one_of(invalid_waits, invalid_ints), force=invalid_bools, purge_data=invalid_bools,
                  create=invalid_bools, allow_downgrade=invalid_bools),

@@ -219,7 +219,8 @@ def test_unset_options_keep_what_the_rack_records():
                 "vpc_cidr": "10.1.0.0/16", "internal_only": True, "log_retention": 30, "image_id": "ami-12345678",
                 "permissions_boundary": "arn:aws:iam::123456789012:policy/convox-rack-instance-boundary",
                 "kms_key": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-                "container_insights": False}
+                "container_insights": False, "flow_logs": False,
+                "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab"}
     out = effective_parameters(request(instance_type="c5.large"), recorded)
     assert out == dict(recorded, instance_type="c5.large")
 
@@ -242,7 +243,8 @@ def test_given_false_overrides_recorded_true():
 
 RECORDED = {"instance_type": "t3.small", "instance_count": 3, "private": False, "high_availability": True,
             "vpc_cidr": "10.0.0.0/16", "internal_only": False, "log_retention": 7, "image_id": "",
-            "permissions_boundary": "", "kms_key": "", "container_insights": True}
+            "permissions_boundary": "", "kms_key": "", "container_insights": True, "flow_logs": True,
+            "certificate_arn": ""}
 
 
 def wanted(recorded=None, **kw):
@@ -293,7 +295,8 @@ S3_TAG_VALUE = re.compile(r"^[\w\s+=.:/@-]{0,256}$")
          log_retention=3653, image_id="ami-0123456789abcdef0", high_availability=False, instance_count=1,
          permissions_boundary="arn:aws-us-gov:iam::123456789012:policy/convox/boundaries/convox-rack+v2@ops=1.x_y-z",
          kms_key="arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab",
-         container_insights=False),
+         container_insights=False, flow_logs=False,
+         certificate_arn="arn:aws-us-gov:acm:us-gov-west-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab"),
 ])
 def test_parameters_round_trip_through_bucket_tags(params):
     tags = parameters_to_tags(params)

@@ -42,6 +42,7 @@ RACK = "prod"
 NAMES = RackNames(RACK, REGION, ACCOUNT)
 ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
 VPC_ID = "vpc-0a1b2c3d"
+FLOW_LOG = "fl-0a1b2c3d4e5f"
 IGW_ID = "igw-0a1b2c3d"
 ROUTER_SG, INSTANCES_SG = "sg-0router", "sg-0instances"
 LT_ID = "lt-0a1b2c3d"
@@ -132,6 +133,8 @@ def full_state():
     state.listeners = [{"ListenerArn": LB_ARN.replace(":loadbalancer/", ":listener/") + "/1", "Port": 80}]
     state.log_group = {"logGroupName": NAMES.log_group, "arn": "arn:aws:logs:us-east-1:%s:log-group:%s:*"
                        % (ACCOUNT, NAMES.log_group)}
+    state.flow_logs = [{"FlowLogId": FLOW_LOG, "ResourceId": VPC_ID, "LogDestinationType": "s3", "TrafficType": "ALL",
+                        "Tags": ec2_tags()}]
     return state
 
 
@@ -141,7 +144,7 @@ ALL_DELETES = sorted(
      "ecs_cluster " + NAMES.cluster, "load_balancer " + NAMES.load_balancer, "vpc " + VPC_ID,
      "internet_gateway " + IGW_ID, "launch_template " + NAMES.launch_template,
      "instance_profile " + NAMES.instance_role, "iam_role " + NAMES.instance_role,
-     "log_group " + NAMES.log_group, "bucket " + NAMES.bucket,
+     "log_group " + NAMES.log_group, "bucket " + NAMES.bucket, "flow_log " + FLOW_LOG,
      "security_group " + ROUTER_SG, "security_group " + INSTANCES_SG]
     + ["nat_gateway " + n for n in NATS] + ["elastic_ip " + a for a in EIPS]
     + ["subnet " + subnet_id(t, i) for t in ("public", "private") for i in range(3)]
@@ -217,6 +220,8 @@ def queue_full_teardown(stubbed):
         params={"cluster": cluster})
     ok("ecs", "delete_cluster", {}, {"cluster": cluster})
     # 2. load balancer (asked for with the group and the NAT gateways, all three waited for together)
+    ok("elbv2", "modify_load_balancer_attributes", {}, {
+        "LoadBalancerArn": LB_ARN, "Attributes": [{"Key": "deletion_protection.enabled", "Value": "false"}]})
     ok("elbv2", "delete_load_balancer", {}, {"LoadBalancerArn": LB_ARN})
     ok("elbv2", "describe_load_balancers",
        {"LoadBalancers": [{"LoadBalancerArn": LB_ARN, "LoadBalancerName": NAMES.load_balancer,
@@ -232,7 +237,8 @@ def queue_full_teardown(stubbed):
     ok("ec2", "describe_instances", {"Reservations": []})
     for alloc in EIPS:
         ok("ec2", "release_address", {}, {"AllocationId": alloc})
-    # 4. network
+    # 4. network: the VPC's flow log, then the rest
+    ok("ec2", "delete_flow_logs", {"Unsuccessful": []}, {"FlowLogIds": [FLOW_LOG]})
     err("ec2", "delete_security_group", "DependencyViolation",
         message="resource %s has a dependent object" % INSTANCES_SG, params={"GroupId": INSTANCES_SG})
     ok("ec2", "delete_security_group", {}, {"GroupId": INSTANCES_SG})
@@ -355,6 +361,19 @@ def test_load_balancer_is_gone_before_any_security_group_is_deleted(full_run):
     assert calls.first("elbv2:delete_load_balancer") < gone < calls.first("ec2:delete_security_group")
     # the instances, in the instances' group, are gone too
     assert calls.last("autoscaling:describe_auto_scaling_groups") < calls.first("ec2:delete_security_group")
+
+
+def test_deletion_protection_is_turned_off_right_before_the_load_balancer_is_deleted(full_run):
+    """AWS refuses to delete a load balancer whose deletion protection is on (OperationNotPermitted:
+    Elastic Load Balancing API reference, DeleteLoadBalancer; user guide, "Deletion protection")."""
+    calls = full_run.calls
+    off = calls.first("elbv2:modify_load_balancer_attributes")
+    assert off + 1 == calls.first("elbv2:delete_load_balancer")
+
+
+def test_the_flow_log_is_deleted_before_the_vpc(full_run):
+    calls = full_run.calls
+    assert calls.first("ec2:delete_flow_logs", FlowLogIds=[FLOW_LOG]) < calls.first("ec2:delete_vpc")
 
 
 def test_nat_gateways_are_deleted_before_any_elastic_ip_is_released(full_run):
@@ -780,6 +799,7 @@ def test_network_already_gone_counts_as_deleted(stubbed, clock):
     state.addresses = full.addresses[:1]
     state.load_balancer = full.load_balancer
     stubbed.ok("ec2", "describe_instances", {"Reservations": []})
+    stubbed.error("elbv2", "modify_load_balancer_attributes", "LoadBalancerNotFound")
     stubbed.error("elbv2", "delete_load_balancer", "LoadBalancerNotFound")
     stubbed.error("elbv2", "describe_load_balancers", "LoadBalancerNotFound")
     stubbed.error("ec2", "release_address", "InvalidAllocationID.NotFound")

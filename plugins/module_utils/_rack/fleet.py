@@ -123,8 +123,13 @@ def read_tagged(aws, region, account, name=None):
             items[kind].append({id_key: arn if service == "elasticloadbalancing" else resource.split("/")[-1],
                                 "Tags": res.get("Tags", [])})
     lb_arns = {lb["LoadBalancerArn"]: rack for rack, lbs in by_rack(items.pop("load_balancers")).items() for lb in lbs}
-    return {"buckets": buckets, "network": {kind: by_rack(found_items) for kind, found_items in items.items()},
+    log_buckets = buckets.pop(LOG_BUCKETS, {})
+    return {"buckets": buckets, "log_buckets": log_buckets,
+            "network": {kind: by_rack(found_items) for kind, found_items in items.items()},
             "lb_arns": lb_arns}
+
+
+LOG_BUCKETS = ""  # not a rack's name: where _add_bucket puts the racks' log buckets meanwhile
 
 
 def _add_bucket(buckets, bucket, tags, region, account):
@@ -132,8 +137,11 @@ def _add_bucket(buckets, bucket, tags, region, account):
     rack = tags.get("Rack") or ""
     if tags.get(STATUS_TAG) == "uninstalled" or not RACK_NAME_RE.match(rack):
         return
-    if bucket == RackNames(rack, region, account).bucket:
+    names = RackNames(rack, region, account)
+    if bucket == names.bucket:
         buckets[rack] = {"name": bucket, "tags": tags}
+    elif bucket == names.log_bucket:
+        buckets.setdefault(LOG_BUCKETS, {})[rack] = {"name": bucket, "tags": tags}
 
 
 def read_nat_gateways(aws, region, private):
@@ -264,8 +272,11 @@ def assemble(rack, region, account, reads, unread=False):
     state.capacity_provider = reads["capacity_providers"].get(rack)
     state.load_balancer = _named([lb for arn, lb in reads["load_balancers"].items()
                                   if reads["tagged"]["lb_arns"].get(arn) == rack], "LoadBalancerName", names.load_balancer)
-    # Not read in a region-wide listing: the load balancer stands for its listener.
+    # Not read in a region-wide listing: the load balancer stands for its listeners (and its attributes),
+    # and the VPC for its flow logs (rack_info with a name reads them).
     state.listeners = [NOT_READ] if state.load_balancer else []
+    state.flow_logs = [NOT_READ] if state.vpc else []
+    state.log_bucket = reads["tagged"].get("log_buckets", {}).get(rack)
     state.log_group = reads["log_groups"]["own"].get(rack)
     state.kms_key = reads["kms_aliases"].get(rack)   # found by its alias (the full read confirms its tags)
     if rack in reads.get("locks", {}):

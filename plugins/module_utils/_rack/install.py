@@ -8,13 +8,14 @@ need exist. In check mode a resource still to be created is CHECK_MODE_ID to its
 
 from __future__ import annotations
 
+from . import delivery as L
 from . import desired as D
 from . import record
 from .context import Run
-from .naming import system_tags
+from .naming import BUCKET_LOGS_PREFIX, system_tags
 from .params import effective_parameters
-from .parts import (cluster, compute, duplicates, entry, firewall, identity, kms, logs, nat, network, quotas, refresh,
-                    storage)
+from .parts import (cluster, compute, duplicates, entry, firewall, flowlogs, identity, kms, logs, nat, network, quotas,
+                    refresh, storage)
 from .plan import CHECK_MODE_ID, Plan
 from .record import record_tags
 
@@ -48,11 +49,13 @@ def converge(run):
     compute.resolve_latest(run)
     quotas.check(run)
     key = kms.ensure(run)
+    storage.ensure(run.aws, run.plan, log_bucket(run), run.state.log_bucket)  # the rack bucket logs into it
     storage.ensure(run.aws, run.plan, rack_bucket(run), run.state.bucket)
     logs.ensure(run.aws, run.plan, run.names.log_group, run.state.log_group, run.state.log_group_tags,
                 w["log_retention"], run.tags, kms_key=key)
     profile_arn = identity.ensure(run)
     vpc_id = network.ensure_vpc(run)
+    flowlogs.ensure(run, vpc_id)
     igw_id = network.ensure_internet_gateway(run, vpc_id)
     public, private = network.ensure_subnets(run, vpc_id)
     network.ensure_public_routes(run, vpc_id, igw_id, public)
@@ -69,7 +72,7 @@ def converge(run):
         network.ensure_private_routes(run, vpc_id, nats, private)
     duplicates.remove_extras(run)
     run.out.update(vpc_id=vpc_id, public_subnet_ids=public, private_subnet_ids=private, bucket=run.names.bucket,
-                   log_group=run.names.log_group, kms_key=key)
+                   log_group=run.names.log_group, kms_key=key, log_bucket=run.names.log_bucket)
     return run.out
 
 
@@ -78,13 +81,30 @@ def first_status(run):
 
 
 def rack_bucket(run):
-    """The rack's bucket: logs and settings; its tags are the rack's record (record.py)."""
+    """The rack's bucket: logs and settings; its tags are the rack's record (record.py). AWS's log
+    deliveries write into it (apps' buckets' access logs, flow logs, the load balancer's access logs);
+    its own access logs go to the log bucket."""
     names, ident, days = run.names, run.identity, run.wanted["log_retention"]
+    policy = D.rack_bucket_policy(ident.partition, names.bucket, names.rack, ident.account)
+    policy["Statement"] += [L.router_logs_statement(ident.partition, run.region, names.bucket, ident.account)] + \
+        L.flow_logs_statements(ident.partition, run.region, names.bucket, ident.account)
     return storage.BucketSpec(
         names.bucket, run.region, record_tags(run.tags, run.wanted, first_status(run), run.deadline.seconds),
-        D.lifecycle_rules(days), "logs expire after %d days" % days,
-        D.rack_bucket_policy(ident.partition, names.bucket, names.rack, ident.account),
-        "TLS only; S3 access logs of apps under logs/apps/")
+        D.lifecycle_rules(days), "logs expire after %d days" % days, policy,
+        "TLS only; log deliveries: apps' S3 access logs (logs/apps/), flow logs (logs/flow/), the load balancer's"
+        " access logs (logs/router/)", logging={"TargetBucket": names.log_bucket, "TargetPrefix": BUCKET_LOGS_PREFIX})
+
+
+def log_bucket(run):
+    """The rack's log bucket: the rack bucket's server access logs (a bucket should not log into
+    itself). SSE-S3, the only default encryption S3 delivers server access logs to; no access logs of
+    its own (docs/security.md)."""
+    names, ident, days = run.names, run.identity, run.wanted["log_retention"]
+    policy = D.tls_only_bucket_policy(ident.partition, names.log_bucket)
+    policy["Statement"].append(L.bucket_logs_statement(ident.partition, names.log_bucket, names.bucket, ident.account))
+    return storage.BucketSpec(
+        names.log_bucket, run.region, run.tags, D.lifecycle_rules(days), "logs expire after %d days" % days, policy,
+        "TLS only; S3 access logs of the rack's bucket under logs/bucket/", sync_tags=True)
 
 
 # -- after the parts: replacing instances, waiting until usable ------------------------------------------------

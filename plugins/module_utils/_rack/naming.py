@@ -24,6 +24,13 @@ MAX_RACK_AND_APP = BUCKET_NAME_MAX - len("convox---") - DIGEST_LEN
 # Where S3 delivers an app bucket's access logs in its rack's bucket: logs/apps/<app>/.
 LOGS_PREFIX = "logs/"
 ACCESS_LOGS_PREFIX = LOGS_PREFIX + "apps/"
+# What AWS's log deliveries write into the rack's bucket: VPC flow logs and the load balancer's
+# access logs (each service adds AWSLogs/<account>/... after the prefix).
+FLOW_LOGS_PREFIX = LOGS_PREFIX + "flow/"
+ROUTER_LOGS_PREFIX = LOGS_PREFIX + "router"
+# Where S3 delivers the rack bucket's own server access logs, in the rack's log bucket.
+BUCKET_LOGS_PREFIX = LOGS_PREFIX + "bucket/"
+LOG_BUCKET_SUFFIX = "-logs"
 
 
 class RackNames:
@@ -40,6 +47,12 @@ class RackNames:
         # Globally unique and stable: the rack, plus a digest of where it lives.
         digest = hashlib.sha256(("%s:%s:%s" % (self.account_id, self.region, self.rack)).encode()).hexdigest()
         return "%s-%s" % (self.base, digest[:12])
+
+    @property
+    def log_bucket(self):
+        # The rack bucket's server access logs go here (a bucket should not log into itself):
+        # convox-<25>-<12>-logs is 50 characters, within S3's 63.
+        return self.bucket + LOG_BUCKET_SUFFIX
 
     @property
     def load_balancer(self):

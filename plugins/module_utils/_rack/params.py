@@ -44,6 +44,11 @@ LATEST_IMAGE = "latest"
 KMS_KEY_ARN_RE = re.compile(
     r"^arn:(?P<partition>aws(?:-[a-z]+)*):kms:(?P<region>[a-z0-9-]{1,63}):(?P<account>[0-9]{12}):key/"
     r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})\Z")
+# The ARN of an ACM certificate (the HTTPS listener's: Elastic Load Balancing takes ACM or IAM
+# certificates; the rack takes ACM's, of its own region).
+CERTIFICATE_ARN_RE = re.compile(
+    r"^arn:(?P<partition>aws(?:-[a-z]+)*):acm:(?P<region>[a-z0-9-]{1,63}):(?P<account>[0-9]{12}):certificate/"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 # The ARN of an IAM managed policy: a customer managed policy of an account (12 digits) or an AWS
 # managed one (account "aws"), with an optional path. Names and path segments take IAM's characters
 # except the comma, which the rack's bucket tags (where the ARN is recorded) do not take.
@@ -60,14 +65,14 @@ UNUSABLE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
 
 # AWS's tag limits (IAM, CloudWatch Logs, ELB, ECS: the strictest of the services a rack tags):
 # keys of 1 to 128 characters, values of at most 256, both of letters, digits, spaces and
-# _ . : / = + - @ only; 50 tags a resource. The rack's bucket carries up to 15 tags of the
-# collection (System, Rack, Type, the parameters, version, status, lease), one more for each of
-# the parameters recorded only when set: a permissions boundary (convox:permissions_boundary) and a
-# key of the user's (convox:kms_key); an app's 4.
+# _ . : / = + - @ only; 50 tags a resource. The rack's bucket carries up to 16 tags of the
+# collection (System, Rack, Type, the parameters, version, status, lease, error), one more for each of
+# the parameters recorded only when set: a permissions boundary (convox:permissions_boundary), a
+# key of the user's (convox:kms_key) and a certificate (convox:certificate_arn); an app's 4.
 TAG_KEY_MAX = 128
 TAG_VALUE_MAX = 256
 TAG_PUNCTUATION = "_.:/=+-@"
-MAX_RACK_USER_TAGS = 50 - 15
+MAX_RACK_USER_TAGS = 50 - 16
 # One tag fewer for the user when the rack records a permissions boundary.
 MAX_RACK_USER_TAGS_WITH_BOUNDARY = MAX_RACK_USER_TAGS - 1
 MAX_APP_USER_TAGS = 50 - 4
@@ -86,6 +91,8 @@ PARAMETER_KINDS = {
     "permissions_boundary": str,
     "kms_key": str,
     "container_insights": bool,
+    "flow_logs": bool,
+    "certificate_arn": str,
 }
 
 DEFAULTS = {
@@ -99,6 +106,8 @@ DEFAULTS = {
     "permissions_boundary": "",
     "kms_key": "",          # "": the rack's own key, alias/convox/<rack> (parts/kms.py)
     "container_insights": True,
+    "flow_logs": True,
+    "certificate_arn": "",  # "": HTTP on port 80 only (no HTTPS listener)
 }
 
 # Parameters that cannot change once the rack exists, and the message why.
@@ -249,13 +258,40 @@ def validate_request(params):
                               " ECS-optimised AMI)" % shown(params["image_id"]))
     validate_permissions_boundary(params.get("permissions_boundary"))
     validate_kms_key(params.get("kms_key"))
+    validate_certificate_arn(params.get("certificate_arn"))
     validate_wait_timeout(params.get("wait_timeout"))
-    validate_tags(params.get("tags"), limit=user_tag_limit(params.get("permissions_boundary"), params.get("kms_key")))
+    validate_tags(params.get("tags"), limit=user_tag_limit(params.get("permissions_boundary"), params.get("kms_key"),
+                                                           params.get("certificate_arn")))
 
 
-def user_tag_limit(boundary, kms_key=None):
+def user_tag_limit(boundary, kms_key=None, certificate_arn=None):
     """How many tags of the user's fit on the rack's bucket next to the collection's own."""
-    return (MAX_RACK_USER_TAGS_WITH_BOUNDARY if boundary else MAX_RACK_USER_TAGS) - (1 if kms_key else 0)
+    return (MAX_RACK_USER_TAGS_WITH_BOUNDARY if boundary else MAX_RACK_USER_TAGS) - (1 if kms_key else 0) - (
+        1 if certificate_arn else 0)
+
+
+def validate_certificate_arn(arn):
+    """The ARN of an ACM certificate for the router's HTTPS listener; empty or None: HTTP only."""
+    if not arn:
+        return None
+    match = CERTIFICATE_ARN_RE.match(arn) if isinstance(arn, str) else None
+    if not match:
+        raise ValidationError(
+            "certificate_arn", "must be the ARN of an ACM certificate, arn:<partition>:acm:<region>:<12-digit account"
+            " id>:certificate/<certificate id>, such as arn:aws:acm:us-east-1:123456789012:certificate/"
+            "1234abcd-12ab-34cd-56ef-1234567890ab (got %s)" % shown(arn))
+    return match
+
+
+def check_certificate_arn(arn, partition, region):
+    """Before any write: the certificate is of the rack's partition and region (a load balancer uses an
+    ACM certificate of its own region only: Elastic Load Balancing user guide, "SSL certificates for your
+    Application Load Balancer")."""
+    match = validate_certificate_arn(arn)
+    if match and (match.group("partition") != partition or match.group("region") != region):
+        raise ValidationError(
+            "certificate_arn", "must be a certificate of the rack's region %s (partition %s): a load balancer uses"
+            " ACM certificates of its own region only (got %s)" % (region, partition, shown(arn)))
 
 
 def validate_kms_key(arn):

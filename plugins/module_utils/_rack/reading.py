@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import holder
 from .naming import RackNames
-from .parts import cluster, compute, duplicates, entry, firewall, identity, kms, logs, nat, network, storage
+from .parts import cluster, compute, duplicates, entry, firewall, flowlogs, identity, kms, logs, nat, network, storage
 from .record import RUN_STATUSES
 from .state import RackState
 
 READERS = (network.read, nat.read, firewall.read, identity.read, compute.read, cluster.read, entry.read, logs.read_rack,
-           kms.read)
+           kms.read, flowlogs.read)
 SERVICES = ("s3", "ec2", "iam", "autoscaling", "ecs", "elbv2", "logs", "kms")  # ssm: made when needed (SessionClients locks)
 
 

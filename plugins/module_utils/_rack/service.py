@@ -18,7 +18,7 @@ from .context import Run
 from .errors import RackError, ValidationError
 from .lock import LockedService, locked_first
 from .naming import system_tags
-from .params import (check_immutable, check_kms_key, check_permissions_boundary, effective_parameters,
+from .params import (check_certificate_arn, check_immutable, check_kms_key, check_permissions_boundary, effective_parameters,
                      merge_user_tags, user_tag_limit)
 from .plan import CHECK_MODE_ID, Plan
 from .reading import read_rack
@@ -26,6 +26,7 @@ from .status import Outcome, decide, rack_dict
 from .version import COLLECTION_VERSION
 
 OUT_KEYS = ("vpc_id", "public_subnet_ids", "private_subnet_ids", "cluster_name", "autoscaling_group_name", "bucket",
+            "log_bucket", "flow_log_id",
             "log_group", "load_balancer", "kms_key")
 
 
@@ -118,12 +119,13 @@ class RackService(LockedService):
         check_immutable(recorded, wanted)
         check_permissions_boundary(wanted["permissions_boundary"], self.identity.partition, self.identity.account)
         check_kms_key(wanted["kms_key"], self.identity.partition, self.region)
+        check_certificate_arn(wanted["certificate_arn"], self.identity.partition, self.region)
         tags = merge_user_tags(state.user_tags, p.get("tags"), p.get("purge_tags", True))
-        limit = user_tag_limit(wanted["permissions_boundary"], wanted["kms_key"])
+        limit = user_tag_limit(wanted["permissions_boundary"], wanted["kms_key"], wanted["certificate_arn"])
         if len(tags) > limit:
             raise ValidationError(
                 "tags", "the rack would have %d tags of yours; at most %d fit next to the collection's own with a"
-                " permissions_boundary or a kms_key (AWS allows 50 a resource)" % (len(tags), limit))
+                " permissions_boundary, a kms_key or a certificate_arn (AWS allows 50 a resource)" % (len(tags), limit))
         return wanted, tags
 
     def _result_rack(self, run, tags, status):
@@ -135,7 +137,7 @@ class RackService(LockedService):
             if value == CHECK_MODE_ID:
                 rack[key] = None
         if rack["load_balancer"].get("arn") == CHECK_MODE_ID:
-            rack["load_balancer"] = {"arn": None, "dns_name": None}
+            rack["load_balancer"] = dict(rack["load_balancer"], arn=None, dns_name=None)
         rack["public_subnet_ids"] = [s for s in rack["public_subnet_ids"] if s != CHECK_MODE_ID]
         rack["private_subnet_ids"] = [s for s in rack["private_subnet_ids"] if s != CHECK_MODE_ID]
         if "instances" in run.out:

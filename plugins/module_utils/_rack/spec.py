@@ -39,6 +39,8 @@ RACK_ARGUMENT_SPEC = dict(
     permissions_boundary=dict(type="str"),
     kms_key=dict(type="str", no_log=False),   # an ARN, not a secret
     container_insights=dict(type="bool"),
+    flow_logs=dict(type="bool"),
+    certificate_arn=dict(type="str"),
     tags=dict(type="dict", aliases=["resource_tags"]),
     purge_tags=dict(type="bool", default=True),
     wait=dict(type="bool", default=True),

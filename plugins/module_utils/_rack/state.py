@@ -41,6 +41,8 @@ class RackState:
     def __init__(self, names):
         self.names = names
         self.bucket = None                # {"name", "tags"}: the rack's record (record.py)
+        self.log_bucket = None            # {"name", "tags"}: the rack bucket's access logs (parts/storage.py)
+        self.flow_logs = []               # parts/flowlogs.py: the VPC's flow logs tagged as the rack's
         # network (parts/network.py): the kept ones, and every one found (duplicates among them)
         self.vpc = None
         self.vpcs = []
@@ -91,7 +93,7 @@ class RackState:
     def exists(self):
         """True when anything of the rack is left (a bucket kept by an uninstall alone does not count)."""
         return any([self.vpc, self.subnets, self.igw, self.route_tables, self.nat_gateways, self.addresses,
-                    any(self.extras.values()),
+                    any(self.extras.values()), self.flow_logs,
                     self.security_groups, self.role, self.instance_profile, self.launch_template, self.asg,
                     self.cluster, self.capacity_provider, self.load_balancer, self.log_group]) or (
             self.bucket is not None and self.recorded_status != "uninstalled")

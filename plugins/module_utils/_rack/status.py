@@ -109,6 +109,23 @@ def _from_what_exists(state):
     return "running", []
 
 
+def lb_dict(lb, listeners):
+    """The router as read: its ARN and DNS name, where its access logs go, whether deletion protection
+    is on, its listeners (None for what a reading did not read)."""
+    attrs = lb.get("attributes")
+    read = [x for x in listeners or [] if isinstance(x, dict)]
+    unread = not lb or len(read) != len(listeners or [])
+    return {
+        "arn": lb.get("LoadBalancerArn"), "dns_name": lb.get("DNSName"),
+        "access_logs": ("s3://%s/%s" % (attrs.get("access_logs.s3.bucket"), attrs.get("access_logs.s3.prefix"))
+                        if attrs.get("access_logs.s3.enabled") == "true" else "") if attrs is not None else None,
+        "deletion_protection": attrs.get("deletion_protection.enabled") == "true" if attrs is not None else None,
+        "listeners": [{"port": x.get("Port"), "protocol": x.get("Protocol"),
+                       "action": (x.get("DefaultActions") or [{}])[0].get("Type")} for x in
+                      sorted(read, key=lambda x: x.get("Port") or 0)] if not unread else None,
+    }
+
+
 def rack_dict(state, region, status=None, missing=None, parameters=None):
     """The `rack` return value shared by rack, rack_info and the inventory."""
     if status is None:
@@ -125,8 +142,10 @@ def rack_dict(state, region, status=None, missing=None, parameters=None):
         "private_subnet_ids": [s["SubnetId"] for s in state.subnets_of("private")],
         "cluster_name": found(state.cluster).get("clusterName"),
         "autoscaling_group_name": found(state.asg).get("AutoScalingGroupName"),
-        "load_balancer": {"arn": lb.get("LoadBalancerArn"), "dns_name": lb.get("DNSName")},
+        "load_balancer": lb_dict(lb, state.listeners),
         "bucket": (state.bucket or {}).get("name"),
+        "log_bucket": (state.log_bucket or {}).get("name"),
+        "flow_log_id": ([f.get("FlowLogId") for f in state.flow_logs if isinstance(f, dict)] or [None])[0],
         "log_group": found(state.log_group).get("logGroupName"),
         "kms_key": state.recorded_parameters.get("kms_key") or found(state.kms_key).get("Arn"),
         "tags": state.user_tags,

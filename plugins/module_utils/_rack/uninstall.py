@@ -11,10 +11,11 @@ tests/unit/test_teardown_order.py checks the order with botocore's Stubber):
    (its listener goes with it) and the NAT gateways;
 2. instances of the rack left outside the group; capacity provider, cluster;
 3. the NAT gateways' elastic IPs;
-4. security groups (instances' first: it references the router's), route tables, subnets,
+4. the VPC's flow logs; security groups (instances' first: it references the router's), route tables, subnets,
    internet gateway (detached first), VPC, and their duplicates;
 5. launch template, instance profile and role, log group;
-6. the bucket: deleted when empty, emptied first with purge_data, kept (and named) otherwise;
+6. the bucket, then its log bucket: each deleted when empty, emptied first with purge_data, kept
+   (and named) otherwise (the log bucket also while the rack's bucket is kept: it logs into it);
 7. the rack's KMS key: with purge_data its alias deleted and its deletion scheduled (30 days),
    kept (and named) otherwise: what it encrypted may be kept too.
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from . import apps, record
 from .errors import RackError
-from .parts import cluster, compute, entry, firewall, identity, kms, logs, nat, network, storage
+from .parts import cluster, compute, entry, firewall, flowlogs, identity, kms, logs, nat, network, storage
 
 
 class Kept:
@@ -56,12 +57,14 @@ def teardown(run, force, purge_data):
     compute.terminate_strays(run)
     cluster.remove(run)
     nat.release_addresses(run)
+    flowlogs.remove(run)
     firewall.remove(run)
     network.remove(run)
     compute.remove_launch_template(run)
     identity.remove(run)
     logs.remove(run.aws, run.plan, state.log_group)
     _remove_bucket(run, purge_data, kept)
+    _remove_log_bucket(run, purge_data, kept)
     kms.remove(run, purge_data, kept.keys)
     return kept
 
@@ -78,3 +81,15 @@ def _remove_bucket(run, purge_data, kept):
             run.plan.change("bucket", bucket["name"], "update", lambda: record.put_tags(run.aws, bucket["name"], tags),
                             detail={"kept": "holds objects; purge_data: true deletes them"})
     storage.remove(run.aws, run.plan, bucket["name"], purge_data, kept.buckets, keep)
+
+
+def _remove_log_bucket(run, purge_data, kept):
+    """The rack's log bucket, as the rack's: kept while it holds logs (unless purge_data), and while the
+    rack's bucket, which logs into it, is kept."""
+    bucket = run.state.log_bucket
+    if bucket is None:
+        return
+    if run.state.bucket is not None and run.state.bucket["name"] in kept.buckets:
+        kept.buckets.append(bucket["name"])
+        return
+    storage.remove(run.aws, run.plan, bucket["name"], purge_data, kept.buckets)

@@ -2,24 +2,22 @@
 # Copyright: (c) 2026, convox.rack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Entry: the application load balancer convox-<rack> (the router: the only door from the
-internet, or internal with internal_only) and its HTTP listener, whose default action is a fixed
-404 until apps route through it. Found by name, confirmed by tags (one DescribeTags for the
-load balancer and its listeners)."""
+internet, or internal with internal_only) and its listeners: HTTP on 80 answering a fixed 404 until
+apps route through it; with a certificate (certificate_arn) HTTPS on 443 answering so, and 80
+redirecting to 443. Its attributes (delivery.load_balancer_attributes): invalid header fields
+dropped, deletion protection on (turned off right before the load balancer is deleted), access logs
+into the rack's bucket. Found by name, confirmed by tags (one DescribeTags for the load balancer
+and its listeners)."""
 
 from __future__ import annotations
 
+from .. import delivery as L
 from ..errors import RackError
 from ..plan import CHECK_MODE_ID
 from ..tags import confirm, sync_tags, tag_dict, tag_list
 
-LISTENER_PORT = 80
-# Set right after the load balancer is created (AWS takes no attributes at creation).
-LB_ATTRIBUTES = {"routing.http.drop_invalid_header_fields.enabled": "true"}
-NOT_FOUND_404 = {
-    "Type": "fixed-response",
-    "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain", "MessageBody": "no such app"},
-}
 NOT_FOUND = ("LoadBalancerNotFound",)
+NO_LISTENER = ("ListenerNotFound",)
 
 
 def read(aws, state):
@@ -39,7 +37,9 @@ def read(aws, state):
     confirm(state.lb_tags, "load balancer %s" % name, names.rack)
     for listener in listeners:
         listener["tags"] = tags.get(listener["ListenerArn"], {})
-    state.load_balancer = lb
+    attributes = aws.call("elbv2", "describe_load_balancer_attributes", "load balancer %s" % name,
+                          LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]
+    state.load_balancer = dict(lb, attributes=tag_dict(attributes))
     state.listeners = listeners
 
 
@@ -51,8 +51,11 @@ def gone(aws, name, arn=None):
 
 
 def delete(run, name, arn, waits=None):
-    """Delete the load balancer (deletion protection off first) and wait until it is gone, or add
-    that wait to `waits` (the uninstall waits for its slow deletes together)."""
+    """Delete the load balancer (deletion protection off first: AWS refuses to delete a protected one,
+    OperationNotPermitted, Elastic Load Balancing API reference, DeleteLoadBalancer) and wait until it
+    is gone, or add that wait to `waits` (the uninstall waits for its slow deletes together)."""
+    run.aws.call("elbv2", "modify_load_balancer_attributes", "load balancer %s" % name, ignore=NOT_FOUND,
+                 LoadBalancerArn=arn, Attributes=[{"Key": "deletion_protection.enabled", "Value": "false"}])
     run.aws.call("elbv2", "delete_load_balancer", "load balancer %s" % name, ignore=NOT_FOUND, LoadBalancerArn=arn)
     wait = ("load balancer %s to be deleted" % name, lambda: gone(run.aws, name, arn))
     if waits is None:
@@ -74,14 +77,18 @@ def ensure(run, subnets, router_sg):
         arn = _create(run, name, subnets, router_sg, scheme)
     else:
         arn = lb["LoadBalancerArn"]
-        run.out["load_balancer"] = {"arn": arn, "dns_name": lb.get("DNSName")}
+        run.out["load_balancer"] = _out(run, arn, lb.get("DNSName"))
         _converge(run, lb, subnets, router_sg)
-    _ensure_listener(run, arn)
+    _ensure_listeners(run, arn)
 
 
-def _set_attributes(aws, name, arn):
+def _attributes(run):
+    return L.load_balancer_attributes(run.names.bucket)
+
+
+def _set_attributes(aws, name, arn, attributes):
     aws.call("elbv2", "modify_load_balancer_attributes", "load balancer %s" % name, LoadBalancerArn=arn,
-             Attributes=tag_list(LB_ATTRIBUTES))
+             Attributes=tag_list(attributes))
 
 
 def _create(run, name, subnets, router_sg, scheme):
@@ -89,12 +96,23 @@ def _create(run, name, subnets, router_sg, scheme):
         created = run.aws.call("elbv2", "create_load_balancer", "load balancer %s" % name, Name=name, Subnets=subnets,
                                SecurityGroups=[router_sg], Scheme=scheme, Type="application", IpAddressType="ipv4",
                                Tags=tag_list(run.tags))["LoadBalancers"][0]
-        _set_attributes(run.aws, name, created["LoadBalancerArn"])
+        _set_attributes(run.aws, name, created["LoadBalancerArn"], _attributes(run))
         return created
     created = run.plan.change("load_balancer", name, "create", create)
-    run.out["load_balancer"] = {"arn": created["LoadBalancerArn"] if created else CHECK_MODE_ID,
-                                "dns_name": created["DNSName"] if created else None}
+    run.out["load_balancer"] = _out(run, created["LoadBalancerArn"] if created else CHECK_MODE_ID,
+                                    created["DNSName"] if created else None)
     return run.out["load_balancer"]["arn"]
+
+
+def _out(run, arn, dns_name):
+    """The router as the run leaves it (the rack's `load_balancer`, as status.lb_dict reads it)."""
+    attrs = _attributes(run)
+    wanted = L.listeners(run.wanted.get("certificate_arn"))
+    return {"arn": arn, "dns_name": dns_name,
+            "access_logs": "s3://%s/%s" % (attrs["access_logs.s3.bucket"], attrs["access_logs.s3.prefix"]),
+            "deletion_protection": True,
+            "listeners": [{"port": port, "protocol": wanted[port][0], "action": wanted[port][1]["Type"]}
+                          for port in sorted(wanted)]}
 
 
 def _converge(run, lb, subnets, router_sg):
@@ -111,29 +129,63 @@ def _converge(run, lb, subnets, router_sg):
     sync_tags(plan, "load_balancer", name, run.state.lb_tags, run.tags,
               lambda s: aws.call("elbv2", "add_tags", "load balancer %s" % name, ResourceArns=[arn], Tags=tag_list(s)),
               lambda u: aws.call("elbv2", "remove_tags", "load balancer %s" % name, ResourceArns=[arn], TagKeys=u))
-    if run.last_run_unfinished():
-        plan.change("load_balancer", name, "update", lambda: _set_attributes(aws, name, arn),
-                    detail={"attributes": LB_ATTRIBUTES, "reason": "last run unfinished"})
+    current = lb.get("attributes") or {}
+    differ = {k: v for k, v in _attributes(run).items() if current.get(k) != v}
+    if differ:
+        plan.change("load_balancer", name, "update", lambda: _set_attributes(aws, name, arn, differ),
+                    detail={"attributes": differ})
 
 
-def _ensure_listener(run, lb_arn):
-    name, aws, plan = "%s:%d" % (run.names.load_balancer, LISTENER_PORT), run.aws, run.plan
-    listener = [x for x in run.state.listeners if x.get("Port") == LISTENER_PORT]
-    if not listener:
+def _ensure_listeners(run, lb_arn):
+    """Each wanted listener created or put right (protocol, default action, certificate, TLS policy);
+    a listener on another port (443 once the certificate is removed) deleted. Port 80 is put right
+    before 443 is deleted, so that it never redirects to a door that is gone."""
+    wanted = L.listeners(run.wanted.get("certificate_arn"))
+    existing = {x.get("Port"): x for x in run.state.listeners if isinstance(x, dict)}
+    for port in sorted(wanted, reverse=True):  # 443 made before 80 redirects to it
+        _ensure_listener(run, lb_arn, port, wanted[port], existing.get(port))
+    for port in sorted(set(existing) - set(wanted)):
+        name, arn = "%s:%d" % (run.names.load_balancer, port), existing[port]["ListenerArn"]
+        run.plan.change("listener", name, "delete", lambda name=name, arn=arn: run.aws.call(
+            "elbv2", "delete_listener", "listener %s" % name, ignore=NO_LISTENER, ListenerArn=arn))
+
+
+def _action_key(action):
+    """What we compare of a default action (AWS adds defaults to what it was given)."""
+    action = action or {}
+    fixed = action.get("FixedResponseConfig") or {}
+    redirect = action.get("RedirectConfig") or {}
+    return (action.get("Type"), str(fixed.get("StatusCode") or ""), redirect.get("Protocol"),
+            str(redirect.get("Port") or ""), redirect.get("StatusCode"))
+
+
+def _ensure_listener(run, lb_arn, port, wanted, listener):
+    protocol, action, tls = wanted
+    name, aws, plan = "%s:%d" % (run.names.load_balancer, port), run.aws, run.plan
+    settings = dict(Protocol=protocol, DefaultActions=[action], **(tls or {}))
+    if listener is None:
         plan.change("listener", name, "create", lambda: aws.call(
-            "elbv2", "create_listener", "listener %s" % name, LoadBalancerArn=lb_arn, Protocol="HTTP",
-            Port=LISTENER_PORT, DefaultActions=[NOT_FOUND_404], Tags=tag_list(run.tags)))
+            "elbv2", "create_listener", "listener %s" % name, LoadBalancerArn=lb_arn, Port=port,
+            Tags=tag_list(run.tags), **settings), detail={"protocol": protocol} if tls else None)
         return
-    current = listener[0].get("DefaultActions") or [{}]
-    cfg = current[0].get("FixedResponseConfig") or {}
-    arn = listener[0]["ListenerArn"]
-    sync_tags(plan, "listener", name, listener[0].get("tags", {}), run.tags,
+    arn = listener["ListenerArn"]
+    sync_tags(plan, "listener", name, listener.get("tags", {}), run.tags,
               lambda s: aws.call("elbv2", "add_tags", "listener %s" % name, ResourceArns=[arn], Tags=tag_list(s)),
               lambda u: aws.call("elbv2", "remove_tags", "listener %s" % name, ResourceArns=[arn], TagKeys=u))
-    if current[0].get("Type") != "fixed-response" or str(cfg.get("StatusCode")) != "404":
+    current_action = (listener.get("DefaultActions") or [{}])[0]
+    certificates = [c.get("CertificateArn") for c in listener.get("Certificates") or []]
+    differ = {}
+    if listener.get("Protocol") != protocol:
+        differ["protocol"] = protocol
+    if _action_key(current_action) != _action_key(action):
+        differ["default_action"] = "redirect to HTTPS" if action["Type"] == "redirect" else "fixed 404"
+    if tls and listener.get("SslPolicy") != tls["SslPolicy"]:
+        differ["ssl_policy"] = tls["SslPolicy"]
+    if tls and certificates[:1] != [tls["Certificates"][0]["CertificateArn"]]:
+        differ["certificate"] = tls["Certificates"][0]["CertificateArn"]
+    if differ:
         plan.change("listener", name, "update", lambda: aws.call(
-            "elbv2", "modify_listener", "listener %s" % name, ListenerArn=arn, DefaultActions=[NOT_FOUND_404]),
-            detail={"default_action": "fixed 404"})
+            "elbv2", "modify_listener", "listener %s" % name, ListenerArn=arn, Port=port, **settings), detail=differ)
 
 
 def active(run, arn):

@@ -17,7 +17,7 @@ import json
 from .. import desired as D
 from .. import record
 from ..errors import AWSCallError, RackError
-from ..tags import sync_tags, tag_dict
+from ..tags import confirm, sync_tags, tag_dict
 
 NOT_FOUND = ("NoSuchBucket",)
 # S3 acknowledges CreateBucket before every reader sees the bucket: the calls that configure a new
@@ -63,6 +63,15 @@ def read_tags(aws, name):
     if tagging is None:
         return None
     return {"name": name, "tags": tag_dict(tagging.get("TagSet"))}
+
+
+def read_log_bucket(aws, names):
+    """The rack's log bucket ({"name", "tags"}) or None; one tagged as another's is refused (one
+    without tags is ours, half made: its name is derived from the account, region and rack)."""
+    bucket = read_tags(aws, names.log_bucket)
+    if bucket is not None and bucket["tags"]:
+        confirm(bucket["tags"], "bucket %s" % names.log_bucket, names.rack)
+    return bucket
 
 
 def read_config(aws, name, logging=False):
