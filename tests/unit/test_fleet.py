@@ -11,9 +11,6 @@ import json
 import threading
 import time
 
-import os
-import sys
-
 import boto3
 import pytest
 from moto import mock_aws
@@ -28,10 +25,9 @@ from ansible_collections.convox.rack.plugins.module_utils._rack.record import ST
 from ansible_collections.convox.rack.plugins.module_utils._rack.service import RackService
 from ansible_collections.convox.rack.plugins.module_utils._rack.spec import RACK_ARGUMENT_SPEC
 
-# The local AWS's fixes of moto's bugs (scripts/moto_server.py), for moto in-process too: fix 3 (PutBucketLogging's
-# check of the target's policy crashes on a TLS-only statement), which the rack bucket's logging meets.
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-import moto_server  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
+# The local AWS's fixes of moto's bugs (scripts/moto_server.py) apply to moto in-process too (tests/unit/conftest.py):
+# fix 3 (PutBucketLogging's check of the target's policy crashes on a TLS-only statement), which the rack bucket's
+# logging meets, and fix 9 (an ECS agent registers the instances).
 
 ACCOUNT = "123456789012"
 EAST, WEST = "us-east-1", "eu-west-1"

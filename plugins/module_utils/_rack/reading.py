@@ -29,7 +29,10 @@ def read_rack(aws, rack, region, identity):
         if state.recorded_status in RUN_STATUSES:
             # Is that run still working? Only while it holds the run lock (one call, only then).
             state.lock = holder.read_one(aws, rack)
-    in_parallel(aws, [bucket] + [lambda read=read: read(aws, state) for read in READERS])
+
+    def log_bucket():
+        state.log_bucket = storage.read_log_bucket(aws, state.names)
+    in_parallel(aws, [bucket, log_bucket] + [lambda read=read: read(aws, state) for read in READERS])
     duplicates.resolve(state)
     return state
 
