@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Cut a release of convox.rack: `make release VERSION=x.y.z` (docs/development.md, "Releasing").
 
 Refuses, changing nothing: a working tree that is not clean; no changelog fragment to release; a

@@ -14,6 +14,10 @@ from ansible_collections.convox.rack.plugins.module_utils._rack.version import C
 
 PROGRESS = re.compile(r"^rack (?P<rack>[a-z0-9-]+): (?P<step>(reading|creating|updating|deleting|replacing|waiting for) .+)"
                       r" \((?:(?P<m>\d+)m)?(?P<s>\d+)s\)$")
+# every timing of the realism mode (scripts/realism.py); the slow install sets all but one to 0
+REALISM_TIMINGS = ("latency", "nat_pending", "nat_deleting", "lb_provisioning", "instance_pending", "agent_registration",
+                   "asg_delete", "lb_eni_linger", "profile_propagation", "s3_consistency", "ec2_consistency",
+                   "tagging_lag")
 SUMMARY = re.compile(r"^rack (?P<rack>[a-z0-9-]+) is (?P<status>[a-z]+)(?: at (?P<router>\S+))?: "
                      r"(?:no change|(?P<count>\d+) changes?)(?P<check> would be made \(check mode\))?$")
 
@@ -37,14 +41,19 @@ def progress_lines(stdout):
 
 
 def test_a_slow_healthy_install_shows_its_steps_and_no_failure(local_aws, aws_proxy):
-    """Findings 1 and 2: on a local AWS slowed down (every call answered 0.1 to 0.3 s late) an
+    """Findings 1 and 2: on a local AWS slowed down (every call answered 0.1 to 0.3 s late, and the
+    load balancer provisioning for 6 s in the realism mode, so that the run certainly waits) an
     install lasts well over 8 s; the user sees a line naming the step and the elapsed time at
     most every rack_poll_interval seconds and at least every twice that, and nothing that says
     FAILED, RETRYING or ERROR."""
     aws_proxy.configure(fault_rate=1.0, faults=["slow"], slow_seconds=(0.1, 0.3))
-    proc = Runner(local_aws, proxy=aws_proxy).playbook(
-        playbook("install_rack.yml"), {"rack": "uxslow", "rack_high_availability": False, "rack_instance_count": 1,
-                                       "rack_poll_interval": 2})
+    local_aws.realism(scale=1, timings=dict({t: 0 for t in REALISM_TIMINGS}, lb_provisioning=6))
+    try:
+        proc = Runner(local_aws, proxy=aws_proxy).playbook(
+            playbook("install_rack.yml"), {"rack": "uxslow", "rack_high_availability": False, "rack_instance_count": 1,
+                                           "rack_poll_interval": 2})
+    finally:
+        local_aws.realism(enabled=False)
     out = proc.stdout + proc.stderr
     for word in ("FAILED", "RETRYING", "ERROR", "retries left"):
         assert word not in out, out
