@@ -174,7 +174,8 @@ def playbook_variables(playbook):
             if inc:
                 entries.append((inc["name"], inc.get("tasks_from", "main"), task.get("vars") or {}))
         for role, entry, role_vars in entries:
-            spec = _role_specs(role.split(".")[-1])[entry]["options"]
+            # an entry point without a spec of its own (check_types: it runs before any validation) reads none
+            spec = _role_specs(role.split(".")[-1]).get(entry, {}).get("options", {})
             used |= set(spec)
             typed.update({k: v.get("type", "str") for k, v in spec.items()})
             required |= {k for k, v in spec.items() if v.get("required") and k not in role_vars}
