@@ -111,7 +111,7 @@ def test_rack_status_prints_for_a_person(runner, racks, tmp_path):
     proc = runner.playbook(os.path.join(ROOT, "playbooks", "rack_status.yml"), {"rack": "info-ok"}, env=env)
     for line in ('"Name        local/info-ok"', '"Status      running"', '"Region      us-east-1"',
                  '"Router      convox-info-ok-', '"Instances   1/1 in service, 1 registered in the cluster"',
-                 '"Apps        1 (web)"', '"Version     %s" % COLLECTION_VERSION', '"  instance_count=1"'):
+                 '"Apps        1 (web)"', '"Version     %s"' % COLLECTION_VERSION, '"  instance_count=1"'):
         assert line in proc.stdout, line
     assert "changed=0" in proc.stdout
     broken = runner.playbook(os.path.join(ROOT, "playbooks", "rack_status.yml"), {"rack": "info-broken"}, env=env, check=True)
