@@ -29,7 +29,9 @@ def statuses(driver, tmp_path):
     shown = re.search(r'"Status +(\w+)"', status.stdout).group(1)
     missing = re.search(r'"Missing +(.*)",?$', status.stdout, re.M)
     racks = driver.playbook("racks.yml")
-    listed = re.search(r'"local/%s +(\w+)"' % RACK, racks.stdout).group(1)
+    found = re.search(r'"local/%s +(\w+)' % RACK, racks.stdout)
+    assert found, racks.stdout[-2000:]
+    listed = found.group(1)
     inventory = R.listed_racks(driver.inventory(tmp_path))["local/%s" % RACK]
     return {"rack_status": shown, "racks": listed, "inventory": inventory}, missing.group(1) if missing else None
 
@@ -86,4 +88,5 @@ def test_a_killed_update_reads_failed_with_its_step_and_a_run_elsewhere_reads_up
 
 
 def _bucket(account):
-    return [b["Name"] for b in account.client("s3").list_buckets()["Buckets"] if b["Name"].startswith("convox-%s-" % RACK)][0]
+    return [b["Name"] for b in account.client("s3").list_buckets()["Buckets"] if b["Name"].startswith("convox-%s-" % RACK)
+            and not b["Name"].endswith("-logs")][0]  # the rack's bucket, not its log bucket

@@ -96,7 +96,8 @@ def test_an_existing_rack_converges_and_an_uninstalled_one_is_refused(direct, pr
         # Uninstalled, its bucket kept (it holds data, tagged convox:status=uninstalled): no rack.
         put_object(local_aws, installed["rack"]["bucket"], "logs/app.log")
         gone = direct.module({"name": RACK, "state": "absent"})
-        assert gone["kept_buckets"] == [installed["rack"]["bucket"]]
+        # and its log bucket, which holds the rack bucket's access logs (kept while the rack bucket is)
+        assert sorted(gone["kept_buckets"]) == sorted([installed["rack"]["bucket"], installed["rack"]["bucket"] + "-logs"])
         kept = live_tagged(local_aws, RACK)
         assert kept == ["bucket " + installed["rack"]["bucket"]]
         generation = ssm_parameters(local_aws, RACK)
