@@ -6,7 +6,9 @@ VERSION that is not X.Y.Z; a VERSION not greater than the last release tag; a VE
 working tree's own (a rack installed from the tree would then be refused by the release).
 Then: sets VERSION in galaxy.yml and plugins/module_utils/_rack/version.py, runs `antsibull-changelog
 release` (CHANGELOG.rst and changelogs/changelog.yaml from the fragments, which it removes), commits
-"Release VERSION" and tags it VERSION (annotated); then sets the next development version, NEXT
+"Release VERSION" and tags it VERSION (annotated); builds the tag's tarball into
+tests/integration/data/releases/ (in place of the older release's: test_upgrade.py upgrades from it,
+and a checkout without tags, such as CI's, cannot build it); then sets the next development version, NEXT
 (default X.(Y+1).0-dev0: above VERSION and below every later release, so that a rack installed from a
 checkout is upgraded by the next release), and commits that. Pushes nothing: prints what to push.
 
@@ -20,8 +22,10 @@ import argparse
 import functools
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VERSION_PY = os.path.join("plugins", "module_utils", "_rack", "version.py")
@@ -29,6 +33,9 @@ GALAXY_YML = "galaxy.yml"
 # names the tarball by its version (tests/unit/test_version.py keeps it equal to galaxy.yml's)
 AWX_REQUIREMENTS = os.path.join("examples", "awx", "requirements.yml")
 FRAGMENTS = os.path.join("changelogs", "fragments")
+# the last release's tarball, which tests/integration/test_upgrade.py installs and upgrades from: kept in
+# the tree, since a checkout without tags or history (CI's) cannot build it from the tag
+RELEASES = os.path.join("tests", "integration", "data", "releases")
 RELEASE_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
 
@@ -75,6 +82,33 @@ def set_version(root, version):
             f.write(new)
 
 
+def build_release_tarball(root, version):
+    """Builds the tarball of tag VERSION (`git archive` of the tag, then `ansible-galaxy collection build`)
+    into RELEASES, in place of the older release's, and returns its path relative to root."""
+    work = tempfile.mkdtemp(prefix="convox-release-")
+    try:
+        source = os.path.join(work, "source")
+        os.mkdir(source)
+        archive = subprocess.run("git -C '%s' archive '%s' | tar -x -C '%s'" % (root, version, source), shell=True,
+                                 capture_output=True, text=True, check=False)
+        if archive.returncode != 0:
+            raise Refused("git archive %s failed: %s" % (version, archive.stderr.strip()))
+        built = subprocess.run(["ansible-galaxy", "collection", "build", "--output-path", work, source],
+                               capture_output=True, text=True, check=False)
+        name = "convox-rack-%s.tar.gz" % version
+        if built.returncode != 0 or not os.path.exists(os.path.join(work, name)):
+            raise Refused("ansible-galaxy collection build of tag %s failed: %s" % (version, (built.stdout + built.stderr).strip()))
+        releases = os.path.join(root, RELEASES)
+        os.makedirs(releases, exist_ok=True)
+        for old in os.listdir(releases):
+            if old.startswith("convox-rack-") and old.endswith(".tar.gz"):
+                os.remove(os.path.join(releases, old))
+        shutil.copy(os.path.join(work, name), os.path.join(releases, name))
+        return os.path.join(RELEASES, name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def check(root, version, nxt):
     """The refusals, in order; returns (last release tag or None, the tree's version, the next version)."""
     v = _version_module(root)
@@ -116,6 +150,7 @@ def release(root, version, nxt=None, dry_run=False, out=print):
     steps = ["set version %s in %s, %s and %s" % (version, GALAXY_YML, VERSION_PY, AWX_REQUIREMENTS),
              "antsibull-changelog release --version %s" % version,
              'git commit -m "Release %s"; git tag -a %s' % (version, version),
+             "build the tarball of tag %s into %s/ (test_upgrade.py upgrades from it)" % (version, RELEASES),
              'set version %s; git commit -m "Start %s"' % (nxt, nxt)]
     if dry_run:
         out("dry run, nothing changed; would:\n  " + "\n  ".join(steps))
@@ -130,10 +165,13 @@ def release(root, version, nxt=None, dry_run=False, out=print):
     git(root, "commit", "-q", "-m", "Release %s" % version, "-m",
         "antsibull-changelog release: CHANGELOG.rst and changelogs/changelog.yaml from the fragments.")
     git(root, "tag", "-a", version, "-m", "convox.rack %s" % version)
+    tarball = build_release_tarball(root, version)
     set_version(root, nxt)
     git(root, "add", "-u")
+    git(root, "add", "-f", "-A", RELEASES)
     git(root, "commit", "-q", "-m", "Start %s" % nxt, "-m",
-        "The working tree after release %s is a prerelease of the next one (docs/development.md, Releasing)." % version)
+        "The working tree after release %s is a prerelease of the next one (docs/development.md, Releasing); "
+        "%s is the release's tarball, which the upgrade test installs." % (version, tarball))
     out("released %s (tag %s), working tree now %s. Nothing was pushed; push with:\n  git push origin %s %s"
         % (version, version, nxt, branch, version))
     return 0

@@ -6,7 +6,9 @@ this one, loaded first, is never the one they get).
 - Work is handed out longest first (SLOW_FIRST), so that the two workers end together: a worker that
   is free takes the next unit of work in this order.
 - The tests of one file of GROUPS form one unit (run by one worker, one after the other): the files
-  whose tests share a module-scoped rack (installed once by each worker that runs any of them), and the
+  whose tests share a module-scoped rack or local AWS (every test file with a module-scoped fixture:
+  tests/unit/test_test_groups.py checks it; split, a worker would run a test out of its order, on a
+  rack of its own that the tests before it had not brought to where it expects), and the
   two that share one recorded security lifecycle (else the other worker waits on its lock while the
   first records it). Every other test is a unit of its own.
 
@@ -20,10 +22,14 @@ GROUPS = {
     "tests/integration/test_apps.py": "apps",
     "tests/integration/test_awx.py": "awx",
     "tests/integration/test_docs_commands.py": "docs",
+    "tests/integration/test_drift.py": "drift",
+    "tests/integration/test_instance_refresh.py": "instance-refresh",
     "tests/integration/test_inventory.py": "inventory",
     "tests/integration/test_rack_boundary.py": "rack-boundary",
     "tests/integration/test_rack_info.py": "rack-info",
     "tests/integration/test_rack_lifecycle.py": "rack-lifecycle",
+    "tests/integration/test_rack_security.py": "rack-security",
+    "tests/integration/test_realism.py": "realism",
     "tests/integration/test_secrets.py": "security-lifecycle",
     "tests/integration/test_security_policy.py": "security-lifecycle",
     "tests/integration/test_switch.py": "switch",
@@ -39,7 +45,9 @@ SLOW_FIRST = [
     "tests/integration/test_security_policy.py",
     "tests/integration/test_secrets.py",
     "tests/integration/test_switch.py",
+    "tests/integration/test_realism.py",
     "tests/integration/test_docs_commands.py",
+    "tests/integration/test_instance_refresh.py",
     "tests/integration/test_reliability_interrupt.py::test_killed_runs_are_finished_by_a_rerun[vpc-dns]",
     "tests/integration/test_reliability_data.py",
     "tests/integration/test_reliability_interrupt.py",
@@ -55,6 +63,8 @@ SLOW_FIRST = [
     "tests/integration/test_input_properties_playbooks.py",
     "tests/integration/test_rack_lifecycle.py",
     "tests/integration/test_rack_info.py",
+    "tests/integration/test_rack_security.py",
+    "tests/integration/test_drift.py",
     "tests/integration/test_rack_partial.py",
     "tests/integration/",
 ]

@@ -1,7 +1,9 @@
 """Upgrading a rack installed by the last release to the working tree, as a user does it.
 
-The last release is the highest release tag of this repository below the working tree's version (0.1.0
-today): its tarball is built from `git archive <tag>` and installed into a collections path of its own
+The last release is the highest release below the working tree's version (0.1.0 today), as its tarball
+in tests/integration/data/releases/: `make release` (scripts/release.py) builds it from the release's
+tag and commits it with the next development version, so that a checkout without tags or history (a
+shallow clone, an archive: CI's) still holds it. It is installed into a collections path of its own
 beside amazon.aws and community.aws, and its playbooks (`convox.rack.install_rack`,
 `convox.rack.create_app`) install a private rack (NAT gateways) with an app. Objects go into the rack's
 and the app's buckets. Then the working tree's update_rack.yml upgrades the rack: every id is kept, the
@@ -9,14 +11,17 @@ objects are intact, the recorded version is the working tree's and the output na
 (install_rack.yml) changes nothing. A rack recorded by a newer release is refused, naming both versions,
 and converged with rack_allow_downgrade. The working tree's uninstall then leaves nothing of the rack.
 
-A clone without the release tag FAILS here, saying how to fetch it: a skipped upgrade test would hide
-that nobody tested the upgrade. The rack lives in an account of its own (see test_inventory.py)."""
+A tree without the release's tarball FAILS here, saying how to make it: a skipped upgrade test would
+hide that nobody tested the upgrade. The rack lives in an account of its own (see test_inventory.py)."""
 
 from __future__ import annotations
 
 import functools
+import json
 import os
+import re
 import subprocess
+import tarfile
 import types
 
 import pytest
@@ -34,44 +39,45 @@ APP = "web"
 OBJECTS = {"settings/env": b"PORT=5000\n", "logs/2026/12/04/app.log": b"line one\nline two\n"}
 
 
-def git(*args):
-    return subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True, text=True, check=False)
+RELEASES = os.path.join(ROOT, "tests", "integration", "data", "releases")
+TARBALL = re.compile(r"^convox-rack-(.+)\.tar\.gz$")
 
 
 def last_release():
-    """The highest release tag (X.Y.Z, no prerelease) below the working tree's version; the test fails
-    without one, saying how to fetch the tags."""
-    tags = git("tag", "--list").stdout.split()
-    releases = [t for t in tags if parse_version(t) and not parse_version(t)[3]
-                and compare_versions(t, COLLECTION_VERSION) < 0]
-    if not releases:
-        pytest.fail("no release tag below %s in this clone (tags: %s): the upgrade test installs a rack with the last "
-                    "release (tag 0.1.0 or later). Fetch the tags: `git fetch --tags origin` (a shallow clone: "
-                    "`git fetch --unshallow --tags origin`)" % (COLLECTION_VERSION, ", ".join(tags) or "none"))
-    return max(releases, key=functools.cmp_to_key(compare_versions))
+    """(version, path) of the highest release tarball (X.Y.Z, no prerelease) below the working tree's
+    version; the test fails without one, saying how to make it."""
+    found = {}
+    for name in os.listdir(RELEASES) if os.path.isdir(RELEASES) else []:
+        match = TARBALL.match(name)
+        parsed = parse_version(match.group(1)) if match else None
+        if parsed and not parsed[3] and compare_versions(match.group(1), COLLECTION_VERSION) < 0:
+            found[match.group(1)] = os.path.join(RELEASES, name)
+    if not found:
+        pytest.fail("no release tarball below %s in %s: the upgrade test installs a rack with the last release. "
+                    "`make release` puts it there; by hand: `git archive <tag> | tar -x -C DIR && ansible-galaxy "
+                    "collection build --output-path %s DIR`" % (COLLECTION_VERSION, RELEASES, RELEASES))
+    version = max(found, key=functools.cmp_to_key(compare_versions))
+    return version, found[version]
 
 
 @pytest.fixture(scope="module")
 def old_release(tmp_path_factory):
-    """The last release, built from its tag and installed (offline) into a collections path of its own."""
-    release = last_release()
+    """The last release's tarball, installed (offline) into a collections path of its own."""
+    release, tarball = last_release()
     work = tmp_path_factory.mktemp("old-release")
-    source, dist, collections = work / "source", work / "dist", work / "collections"
-    source.mkdir()
-    archive = subprocess.run("git -C %s archive %s | tar -x -C %s" % (ROOT, release, source), shell=True,
-                             capture_output=True, text=True, check=False)
-    assert archive.returncode == 0, archive.stderr
+    collections = work / "collections"
+    with tarfile.open(tarball) as tar:
+        manifest = json.load(tar.extractfile("MANIFEST.json"))["collection_info"]
+    assert (manifest["namespace"], manifest["name"], manifest["version"]) == ("convox", "rack", release), manifest
     galaxy = os.path.join(VENV_BIN, "ansible-galaxy")
     deps = os.path.join(ROOT, ".venv", "collections", "ansible_collections")
     for dep in ("amazon/aws", "community/aws"):
         os.makedirs(collections / "ansible_collections" / dep.split("/", maxsplit=1)[0], exist_ok=True)
         os.symlink(os.path.join(deps, dep), collections / "ansible_collections" / dep)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections))
-    for cmd in ([galaxy, "collection", "build", "--output-path", str(dist), str(source)],
-                [galaxy, "collection", "install", "--offline", "-p", str(collections),
-                 str(dist / ("convox-rack-%s.tar.gz" % release))]):
-        done = subprocess.run(cmd, cwd=str(work), env=env, capture_output=True, text=True, check=False, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run([galaxy, "collection", "install", "--offline", "-p", str(collections), tarball],
+                          cwd=str(work), env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
     installed = collections / "ansible_collections" / "convox" / "rack"
     assert not installed.is_symlink() and (installed / "MANIFEST.json").exists()
     (work / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = False\ninterpreter_python = auto_silent\n")
@@ -88,8 +94,6 @@ def account(local_aws, tmp_path_factory):
 
 def old_playbook(local_aws, old, account, name, extra_vars, expect_rc=0):
     """`ansible-playbook convox.rack.<name>` of the old release, from outside the repository."""
-    import json
-
     env = dict(local_aws.env, **account)
     env.update(ANSIBLE_COLLECTIONS_PATH=old.collections, ANSIBLE_CONFIG=old.config,
                ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false")

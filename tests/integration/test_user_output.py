@@ -195,7 +195,10 @@ def test_the_readme_and_playbooks_md_show_what_a_user_sees(runner):
         assert line in real, (line, sorted(real))
     playbooks_md = text_blocks("docs/playbooks.md", "## install_rack.yml")[0]
     for line in quoted_lines(playbooks_md):
-        assert line in real, (line, sorted(real))
+        if line.endswith("..."):  # trimmed by the docs: what is shown starts a real line
+            assert any(r.startswith(line[:-3]) for r in real), (line, sorted(real))
+        else:
+            assert line in real, (line, sorted(real))
 
 
 def test_progress_counts_what_aws_has_made_so_far(realistic_aws):

@@ -5,10 +5,12 @@ moves the tree to the next development version. Never run on this repository (it
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "release.py"
 VERSION_PY = Path("plugins/module_utils/_rack/version.py")
+RELEASES = Path("tests/integration/data/releases")
 GIT_ENV = {"GIT_AUTHOR_NAME": "Release Test", "GIT_AUTHOR_EMAIL": "release@example.com",
            "GIT_COMMITTER_NAME": "Release Test", "GIT_COMMITTER_EMAIL": "release@example.com",
            "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
@@ -48,6 +51,9 @@ def repo(tmp_path):
         shutil.copy(ROOT / "changelogs" / name, repo / "changelogs" / name)
     (repo / "examples" / "awx").mkdir(parents=True)
     shutil.copy(ROOT / "examples" / "awx" / "requirements.yml", repo / "examples" / "awx" / "requirements.yml")
+    shutil.copy(ROOT / ".gitignore", repo / ".gitignore")
+    (repo / RELEASES).mkdir(parents=True)
+    shutil.copy(ROOT / RELEASES / "convox-rack-0.1.0.tar.gz", repo / RELEASES / "convox-rack-0.1.0.tar.gz")
     set_tree_version(repo, "0.2.0-dev0")
     (repo / "changelogs" / "fragments" / "upgrades.yml").write_text(
         "minor_changes:\n  - rack - a rack recorded by an older release is upgraded.\n")
@@ -142,6 +148,12 @@ def test_a_release_commits_tags_and_starts_the_next_development_version(repo):
     assert "version: 0.3.0-dev0" in (repo / "galaxy.yml").read_text()
     assert 'COLLECTION_VERSION = "0.3.0-dev0"' in (repo / VERSION_PY).read_text()
     assert git(repo, "status", "--porcelain") == ""
+    # the release's tarball, built from its tag, replaces the older one in the tree with the next version
+    releases = RELEASES.as_posix() + "/"
+    assert git(repo, "ls-tree", "-r", "--name-only", "HEAD", releases).split() == [releases + "convox-rack-0.2.0.tar.gz"]
+    with tarfile.open(repo / releases / "convox-rack-0.2.0.tar.gz") as tar:
+        assert json.load(tar.extractfile("MANIFEST.json"))["collection_info"]["version"] == "0.2.0"
+    assert "convox-rack-0.2.0.tar.gz" in git(repo, "show", "--stat", "HEAD")
     # the fragments went into the release; with a new one, the same version again is refused
     (repo / "changelogs" / "fragments" / "fix.yml").write_text("bugfixes:\n  - rack - a fix.\n")
     git(repo, "add", "-A")
