@@ -64,6 +64,10 @@ makes. Each fix names the bug; none changes what AWS would answer (5 answers as 
     (OperationNotPermitted: Elastic Load Balancing user guide, "Deletion protection": "you can't
     delete the load balancer if deletion protection is enabled"; API reference, DeleteLoadBalancer).
     The fix refuses as AWS does, so that an uninstall that forgets to turn it off fails here too.
+13. moto 5.2.5's DeleteVpc deletes the VPC's main route table and default security group but keeps
+    its default network ACL, which DescribeNetworkAcls then lists with the VPC gone. AWS: "When you
+    delete the VPC, it deletes the default security group, network ACL, and route table for the VPC"
+    (EC2 API reference, DeleteVpc). The fix deletes the default ACL with its VPC.
 
 Besides these fixes, scripts/realism.py adds a realism mode (off unless switched on, see there):
 AWS's time (NAT gateways pending, load balancers provisioning, ...) and its transient refusals.
@@ -82,6 +86,7 @@ from moto.core.types import Base64EncodedString
 from moto.ec2.models import flow_logs as _flow_logs
 from moto.ec2.models import launch_templates as _launch_templates
 from moto.ec2.models import nat_gateways as _nat_gateways
+from moto.ec2.models import vpcs as _vpcs
 from moto.ec2.utils import is_tag_filter, tag_filter_matches
 from moto.ecs import responses as _ecs_responses
 from moto.elbv2 import exceptions as _elbv2_exceptions
@@ -198,6 +203,19 @@ def _delete_load_balancer(self, arn):
 
 
 _elbv2_models.ELBv2Backend.delete_load_balancer = _delete_load_balancer  # fix 12
+
+_original_delete_vpc = _vpcs.VPCBackend.delete_vpc
+
+
+def _delete_vpc(self, vpc_id):
+    vpc = _original_delete_vpc(self, vpc_id)
+    for acl_id, acl in list(self.network_acls.items()):
+        if acl.vpc_id == vpc_id and acl.default:
+            self.network_acls.pop(acl_id, None)
+    return vpc
+
+
+_vpcs.VPCBackend.delete_vpc = _delete_vpc  # fix 13
 
 # After the fixes above: realism wraps some of the same methods, and is inert until switched on.
 realism.install()

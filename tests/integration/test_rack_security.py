@@ -303,6 +303,80 @@ def test_a_certificate_of_another_region_is_refused_before_any_change(secured, r
         LoadBalancerArn=secured["info"]["load_balancer"]["arn"])["Listeners"] == before
 
 
+def default_group(aws, vpc):
+    groups = aws.client("ec2").describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+    return [g for g in groups if g["VpcId"] == vpc and g["GroupName"] == "default"][0]
+
+
+def default_acl(aws, vpc):
+    acls = aws.client("ec2").describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NetworkAcls"]
+    return [a for a in acls if a["VpcId"] == vpc and a["IsDefault"]][0]
+
+
+def admitted(acl, protocol, port, source="0.0.0.0/0"):
+    """Whether the ACL admits this inbound IPv4 traffic: "Rules are evaluated starting with the lowest
+    numbered rule. As soon as a rule matches traffic, it's applied regardless of any higher-numbered rule
+    that might contradict it" (Amazon VPC User Guide, "Network ACL rules"). The source is the internet
+    (0.0.0.0/0 entries) or the VPC's own address (its CIDR's entries)."""
+    for entry in sorted((e for e in acl["Entries"] if not e["Egress"] and e.get("CidrBlock")),
+                        key=lambda e: e["RuleNumber"]):
+        if entry["CidrBlock"] != source:
+            continue
+        ports = entry.get("PortRange")
+        if entry["Protocol"] == "-1" or (entry["Protocol"] == protocol and (
+                ports is None or ports["From"] <= port <= ports["To"])):
+            return entry["RuleAction"] == "allow"
+    return False
+
+
+def test_the_vpcs_default_group_has_no_rule_and_its_default_acl_refuses_ssh_and_rdp(secured, local_aws):
+    """AWS makes a default security group (admitting itself, letting everything out) and a default network
+    ACL (admitting everything) with each VPC (Amazon VPC User Guide, "Default security groups for your VPCs",
+    "Default network ACL"). CIS AWS Foundations 5.4 and Security Hub EC2.2 want the group without rules; 5.1
+    and EC2.21 the ACL refusing SSH and RDP from anywhere (Prowler's ec2_securitygroup_default_restrict_traffic
+    and ec2_networkacl_allow_ingress_* checks)."""
+    vpc = secured["info"]["vpc_id"]
+    group = default_group(local_aws, vpc)
+    assert (group["IpPermissions"], group["IpPermissionsEgress"]) == ([], [])
+    acl = default_acl(local_aws, vpc)
+    subnets = {s["SubnetId"] for s in local_aws.client("ec2").describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]}
+    assert {a["SubnetId"] for a in acl["Associations"]} == subnets, "every subnet of the rack uses it"
+    assert not admitted(acl, "6", 22) and not admitted(acl, "6", 3389)
+    assert admitted(acl, "6", 443) and admitted(acl, "6", 80) and admitted(acl, "6", 40000), "the router and answers"
+    assert admitted(acl, "17", 40000) and not admitted(acl, "17", 53), "UDP answers only"
+    assert not admitted(acl, "50", 0), "other protocols (here ESP) meet the last rule"
+    cidr = local_aws.client("ec2").describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["CidrBlock"]
+    assert admitted(acl, "6", 22, source=cidr) and admitted(acl, "17", 53, source=cidr), "the VPC admits itself"
+    assert not [e for e in acl["Entries"] if not e["Egress"] and e.get("CidrBlock") == "0.0.0.0/0"
+                and e["Protocol"] == "-1" and e["RuleAction"] == "allow"], "no allow-everything from anywhere"
+    assert [(e["Protocol"], e["RuleAction"], e["CidrBlock"]) for e in acl["Entries"]
+            if e["Egress"] and e["RuleNumber"] == 100] == [("-1", "allow", "0.0.0.0/0")], "outbound as AWS made it"
+
+
+def test_rules_added_by_hand_to_the_defaults_are_shown_as_drift_and_removed_by_an_update(secured, runner, local_aws):
+    vpc = secured["info"]["vpc_id"]
+    ec2 = local_aws.client("ec2")
+    group, acl = default_group(local_aws, vpc), default_acl(local_aws, vpc)
+    ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    ec2.replace_network_acl_entry(NetworkAclId=acl["NetworkAclId"], RuleNumber=110, Protocol="-1", RuleAction="allow",
+                                  Egress=False, CidrBlock="0.0.0.0/0")
+    assert admitted(default_acl(local_aws, vpc), "6", 22)
+    drift = runner.module({"name": RACK, "drift": True}, module_name="rack_info")["drift"]
+    words = [d["message"] for d in drift]
+    assert any(m.startswith("security group %s: ingress rule" % group["GroupId"]) and "default group" in m
+               for m in words), words
+    assert any(m.startswith("network ACL %s: inbound replace rule 110" % acl["NetworkAclId"]) for m in words), words
+    done = runner.playbook("playbooks/update_rack.yml", {"rack": RACK})
+    assert "updated security group %s" % group["GroupId"] in done.stdout, done.stdout[-3000:]
+    assert "updated network ACL %s" % acl["NetworkAclId"] in done.stdout, done.stdout[-3000:]
+    assert default_group(local_aws, vpc)["IpPermissions"] == []
+    assert not admitted(default_acl(local_aws, vpc), "6", 22)
+    again = runner.playbook("playbooks/update_rack.yml", {"rack": RACK})
+    assert "no change" in again.stdout, again.stdout[-3000:]
+
+
 def test_a_rerun_changes_nothing(secured, runner):
     again = runner.playbook("playbooks/install_rack.yml", VARS)
     assert re.search(r"rack %s is running at \S+: no change" % RACK, again.stdout), again.stdout[-3000:]
@@ -355,6 +429,9 @@ def test_uninstall_keeps_the_key_without_purge_and_schedules_its_deletion_with_i
     aliases = local_aws.client("kms").list_aliases()["Aliases"]
     assert ALIAS not in [a["AliasName"] for a in aliases]
     assert live_tagged(local_aws, RACK) == []
+    vpc = secured["info"]["vpc_id"]
+    assert local_aws.client("ec2").describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc]}])[
+        "NetworkAcls"] == [], "the default network ACL went with the VPC"
     assert log_bucket not in [b["Name"] for b in local_aws.client("s3").list_buckets()["Buckets"]], "purged too"
 
 

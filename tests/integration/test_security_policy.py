@@ -178,6 +178,9 @@ CODE_ONLY = [
      "code": '"update_cluster_settings"',
      "why": "Container Insights turned on or off on an existing cluster; tests/integration/test_rack_security.py "
             "reaches it"},
+    {"action": "ec2:DeleteNetworkAclEntry", "file": "plugins/module_utils/_rack/parts/firewall.py",
+     "code": '"delete_network_acl_entry"',
+     "why": "an inbound rule added by hand to the VPC's default network ACL is removed; AWS's own (100) is replaced"},
     {"action": "kms:CancelKeyDeletion", "file": "plugins/module_utils/_rack/parts/kms.py",
      "code": '"cancel_key_deletion"',
      "why": "an install that finds the rack's key pending deletion (its alias kept by hand) brings it back"},

@@ -225,6 +225,45 @@ def instance_ingress(router_sg_id, instances_sg_id):
     ]
 
 
+# The default network ACL's inbound rules (AWS makes it with the VPC admitting everything; every subnet of the
+# rack uses it). The VPC itself is admitted first; from anywhere else SSH and RDP are refused, TCP and the UDP
+# ephemeral ports (answers to what the instances sent out) and ICMP (path MTU discovery) admitted; every other
+# protocol meets the ACL's last rule (*, deny), which AWS keeps. Security groups still decide what reaches an
+# instance: this is the second layer that CIS AWS Foundations 5.1 (and Security Hub EC2.21) ask for.
+# Outbound rules stay as AWS makes them (everything). [(rule number, protocol, action, cidr, from, to)]
+ACL_ANYWHERE = "0.0.0.0/0"
+
+
+def network_acl_ingress(vpc_cidr):
+    return [
+        (100, "-1", "allow", vpc_cidr, None, None),
+        (110, "6", "deny", ACL_ANYWHERE, 22, 22),
+        (120, "6", "deny", ACL_ANYWHERE, 3389, 3389),
+        (130, "6", "allow", ACL_ANYWHERE, 0, 65535),
+        (140, "17", "allow", ACL_ANYWHERE, 1024, 65535),
+        (150, "1", "allow", ACL_ANYWHERE, None, None),
+    ]
+
+
+def acl_entry_key(entry):
+    """An inbound IPv4 entry of DescribeNetworkAcls as network_acl_ingress's tuple."""
+    ports = entry.get("PortRange") or {}
+    proto = str(entry.get("Protocol"))
+    lo, hi = (ports.get("From"), ports.get("To")) if proto in ("6", "17") else (None, None)
+    return (entry.get("RuleNumber"), proto, entry.get("RuleAction"), entry.get("CidrBlock"), lo, hi)
+
+
+def acl_entry_args(key):
+    """CreateNetworkAclEntry's (and ReplaceNetworkAclEntry's) arguments for one network_acl_ingress tuple."""
+    number, proto, action, cidr, lo, hi = key
+    args = {"RuleNumber": number, "Protocol": proto, "RuleAction": action, "Egress": False, "CidrBlock": cidr}
+    if lo is not None:
+        args["PortRange"] = {"From": lo, "To": hi}
+    if proto == "1":
+        args["IcmpTypeCode"] = {"Type": -1, "Code": -1}
+    return args
+
+
 def permission_keys(permissions):
     """Flatten IpPermissions into comparable (protocol, from, to, source) tuples."""
     keys = set()

@@ -143,6 +143,11 @@ def _update(change, state, key, value):
                  {"before": before, "after": after})]
     if key == "route":
         return [("route", _route(change, state, value), {})]
+    if key in ("default_ingress", "default_egress"):
+        return [("rules", "%s rule %s of the VPC's default group (a rack's has none)" % (key.split("_")[1], rule),
+                 {"rule": rule}) for rule in value]
+    if change["resource"] == "network_acl" and key == "ingress":
+        return [("ingress", "inbound %s (the rack's default network ACL rules)" % value, {})]
     if key == "associate":
         return [("association", "subnet %s not associated" % value, {})]
     if key == "attributes":

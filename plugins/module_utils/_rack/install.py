@@ -61,6 +61,7 @@ def converge(run):
     network.ensure_public_routes(run, vpc_id, igw_id, public)
     nats, nats_pending = nat.ensure(run, public) if w["private"] else ([], [])
     router_sg, instances_sg = firewall.ensure(run, vpc_id)
+    firewall.close_defaults(run, vpc_id)
     # the load balancer, the slowest part (minutes to become active), as soon as its subnets and group exist
     entry.ensure(run, private if w["internal_only"] and w["private"] else public, router_sg)
     lt_id, lt_version = compute.ensure_launch_template(run, profile_arn, instances_sg)

@@ -16,7 +16,8 @@ DOING = {"create": "creating", "update": "updating", "delete": "deleting", "repl
          "upgrade": "upgrading", "downgrade": "downgrading"}
 # A change's kind in words, for the progress lines (roles/rack/tasks/main.yml words the summary alike).
 KIND_WORDS = {"nat_gateway": "NAT gateway", "elastic_ip": "elastic IP", "iam_role": "IAM role",
-              "ecs_cluster": "ECS cluster", "autoscaling_group": "Auto Scaling group", "vpc": "VPC"}
+              "ecs_cluster": "ECS cluster", "autoscaling_group": "Auto Scaling group", "vpc": "VPC",
+              "network_acl": "network ACL"}
 
 
 class Plan:
