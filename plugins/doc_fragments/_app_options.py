@@ -48,9 +48,11 @@ options:
   immutable_tags:
     description:
       - Make the image tags of the app's repository immutable, so that a pushed tag can never
-        point to another image.
+        point to another image (Convox tags each build's images with the build's own id, so a tag is
+        never pushed twice).
+      - V(false) lets a tag be pushed again, pointing to another image.
     type: bool
-    default: false
+    default: true
   tags:
     description:
       - Tags added to every resource of the app, on top of the collection's own (V(System), V(Rack),

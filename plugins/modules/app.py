@@ -25,8 +25,8 @@ description:
     rack's log retention expires them. The rack's bucket policy lets the S3 logging service write
     under C(logs/apps/) only, for source buckets of the same account; the module adds that
     statement to the policy of a rack that lacks it, keeping the policy's other statements.
-  - The repository scans images on push and is encrypted; its tags are immutable with
-    O(immutable_tags=true).
+  - The repository scans images on push and is encrypted; its tags are immutable unless
+    O(immutable_tags=false).
   - The rack must exist. Two apps of the same name on two racks, or on two racks of the same name
     in two regions, never share a resource.
 author:

@@ -159,7 +159,7 @@ def test_check_mode_plans_the_app_and_writes_nothing(created):
     assert [(c["resource"], c["action"]) for c in planned["plan"]] == [
         ("log_group", "create"), ("bucket", "create"), ("repository", "create")]
     assert planned["diff"]["before"] == {"parameters": {}, "tags": {}}
-    assert planned["diff"]["after"]["parameters"] == {"log_retention": 7, "immutable_tags": False}
+    assert planned["diff"]["after"]["parameters"] == {"log_retention": 7, "immutable_tags": True}
     assert planned["diff"]["after"]["create"] == [
         "log_group /convox/%s/apps/web" % RACK, "bucket " + planned["app"]["bucket"], "repository convox/%s/web" % RACK]
     # Only reads: the server answered exactly the calls the module counted.
@@ -248,7 +248,7 @@ def test_repository_scans_on_push(created, local_aws):
     repo = local_aws.client("ecr").describe_repositories(
         repositoryNames=[created["result"]["app"]["repository"]])["repositories"][0]
     assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
-    assert repo["imageTagMutability"] == "MUTABLE"
+    assert repo["imageTagMutability"] == "IMMUTABLE"
     assert repo["encryptionConfiguration"]["encryptionType"] == "AES256"
 
 
@@ -281,18 +281,18 @@ def test_own_retention_then_back_to_the_rack_one(created, direct, local_aws):
 
 def test_tags_and_immutable_image_tags(created, direct, local_aws):
     args = created["args"]
-    changed = {"name": "web", "rack": RACK, "tags": {"cost": "42"}, "purge_tags": False, "immutable_tags": True}
+    changed = {"name": "web", "rack": RACK, "tags": {"cost": "42"}, "purge_tags": False, "immutable_tags": False}
     result, back, again = run_apps(direct, [(changed, {"diff": True}), args, args])
     assert result["changed"] is True
     assert result["app"]["tags"] == {"team": "storefront", "cost": "42"}
-    assert result["diff"]["after"]["parameters"]["immutable_tags"] is True
+    assert result["diff"]["after"]["parameters"]["immutable_tags"] is False
     assert {(c["resource"], c["action"]) for c in result["plan"]} == {
         ("log_group", "update"), ("bucket", "update"), ("repository", "update")}
     assert back["changed"] is True and back["app"]["tags"] == {"team": "storefront"}
-    assert back["app"]["immutable_tags"] is False
+    assert back["app"]["immutable_tags"] is True, "unset: immutable, the default"
     assert again["changed"] is False
     repo = local_aws.client("ecr").describe_repositories(repositoryNames=["convox/%s/web" % RACK])["repositories"][0]
-    assert repo["imageTagMutability"] == "MUTABLE"
+    assert repo["imageTagMutability"] == "IMMUTABLE"
     assert "cost" not in _tags(local_aws.client("s3").get_bucket_tagging(Bucket=result["app"]["bucket"])["TagSet"])
 
 

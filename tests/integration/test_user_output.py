@@ -26,6 +26,11 @@ def playbook(name):
     return os.path.join(ROOT, "playbooks", name)
 
 
+# The VPC's default security group and network ACL, which every install closes (parts/firewall.close_defaults)
+VPC_DEFAULTS = re.compile(r"^(updated|would update) (security group sg-\S+|network ACL acl-\S+|"
+                          r"security group default of the new VPC|network ACL default of the new VPC)$")
+
+
 def shown_msg(stdout, task):
     """The lines of the msg a debug task printed (a list, or one string)."""
     block = stdout[stdout.index("TASK [%s" % task):]
@@ -85,7 +90,11 @@ def test_summary_names_router_and_each_change_and_check_mode_plans_the_same_list
     # one line per resource: the bucket created then its record written, the role created then its policy
     # put, the cluster created then its capacity providers set, are each one line
     assert len(set(lines[1:])) == len(lines) - 1, lines
-    assert all(re.match(r"^created \S", line) for line in lines[1:]), lines
+    # everything created, and the two defaults AWS makes with the VPC closed (docs/security.md)
+    assert [line for line in lines[1:] if VPC_DEFAULTS.match(line)] == [
+        line for line in lines[1:] if line.startswith("updated ")] and len(
+        [line for line in lines[1:] if VPC_DEFAULTS.match(line)]) == 2, lines
+    assert all(re.match(r"^created \S", line) for line in lines[1:] if not VPC_DEFAULTS.match(line)), lines
     assert "created NAT gateway" not in " ".join(lines)           # a public rack has none
     assert any(line.startswith("created load balancer convox-uxsum") for line in lines)
 
@@ -125,7 +134,9 @@ def test_playbooks_run_from_their_own_directory(local_aws):
     assert "was not found" not in proc.stdout + proc.stderr
     summary = shown_msg(proc.stdout, "convox.rack.rack : Show what was done")
     assert SUMMARY.match(summary[0])["check"] and summary[0].startswith("rack uxcwd is installing:")
-    assert all(line.startswith("would create ") for line in summary[1:])
+    assert all(line.startswith("would create ") for line in summary[1:] if not VPC_DEFAULTS.match(line))
+    assert [line for line in summary[1:] if VPC_DEFAULTS.match(line)] == [
+        "would update security group default of the new VPC", "would update network ACL default of the new VPC"]
 
 
 def test_refusals_come_first_and_name_the_playbook_variables(runner):

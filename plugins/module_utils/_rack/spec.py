@@ -60,7 +60,7 @@ APP_ARGUMENT_SPEC = dict(
     rack=dict(type="str", required=True),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     log_retention=dict(type="int"),
-    immutable_tags=dict(type="bool", default=False),
+    immutable_tags=dict(type="bool", default=True),
     tags=dict(type="dict", aliases=["resource_tags"]),
     purge_tags=dict(type="bool", default=True),
     purge_data=dict(type="bool", default=False),
