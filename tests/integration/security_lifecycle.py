@@ -457,7 +457,7 @@ class Recorder:
                   {"argv": drift_cmd}, changed_when=False),
             rack_task("Repair the rack", "repaired", name=PUBLIC),
             app_task("Converge app web to new settings", "web_changed", name="web", rack=PUBLIC,
-                     tags={"tier": "front"}, immutable_tags=True, log_retention=30),
+                     tags={"tier": "front"}, immutable_tags=False, log_retention=30),
             _task("Read every rack", "convox.rack.rack_info", {}, register="info_all"),
             rack_task("Change what cannot change", "refused", name=PUBLIC, vpc_cidr="10.9.0.0/16", fails=True),
             rack_task("Uninstall a rack with apps, without force", "refused_absent", name=PRIVATE, state="absent",
