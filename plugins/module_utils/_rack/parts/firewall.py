@@ -91,14 +91,13 @@ def _close_default_group(run, vpc_id):
         if group.get("VpcId") != vpc_id or group.get("GroupName") != "default":
             continue
         gid = group["GroupId"]
-        for direction, op in (("IpPermissions", "revoke_security_group_ingress"),
-                              ("IpPermissionsEgress", "revoke_security_group_egress")):
+        for direction, op, what in (("IpPermissions", "revoke_security_group_ingress", "default_ingress"),
+                                    ("IpPermissionsEgress", "revoke_security_group_egress", "default_egress")):
             keys = D.permission_keys(group.get(direction))
             if keys:
                 run.plan.change("security_group", gid, "update", lambda op=op, keys=keys, gid=gid: run.aws.call(
                     "ec2", op, "default security group %s" % gid, GroupId=gid,
-                    IpPermissions=D.permissions_from_keys(keys)),
-                    detail={("default_ingress" if op.endswith("ingress") else "default_egress"): sorted(str(k) for k in keys)})
+                    IpPermissions=D.permissions_from_keys(keys)), detail={what: sorted(str(k) for k in keys)})
 
 
 def _default_acl(run, vpc_id):
