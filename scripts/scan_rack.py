@@ -12,7 +12,9 @@ such as the default VPC), and prints them with a summary line per rack:
     N FAIL, M PASS on rack scan-private
 
 It exits 1 when a FAIL of a "rack" check remains that docs/security-scan-choices.json (shown in
-docs/security.md) does not list as the user's choice; "advisory" checks are printed, not judged.
+docs/security.md) does not explain, as the user's choice (with the option that removes it) or as
+what AWS requires of that resource (with AWS's own words and where they are); "advisory" checks
+are printed, not judged.
 
     .venv/bin/python scripts/scan_rack.py [--cases private,public] [--output-dir DIR]
     .venv/bin/python scripts/scan_rack.py --findings DIR   # judge a kept run again, no install
@@ -51,7 +53,8 @@ CONTEXT_FILE = "scan-context.json"
 # --- which checks run, and why ------------------------------------------------------------------
 # "rack": a check of a resource a rack makes (or AWS makes with it: its VPC's default security
 # group and network ACL), answered by the local AWS from the same API fields as on AWS. A FAIL
-# fails the scan unless docs/security-scan-choices.json names it as the user's choice.
+# fails the scan unless docs/security-scan-choices.json names it as the user's choice or as what
+# AWS requires.
 # "advisory": runs and is printed, never fails the scan: a paid or operational add-on that is the
 # account owner's decision, not a setting of how a rack is built (the reason says which).
 _ANSWERED = "the local AWS answers it from the same API fields as AWS"
@@ -331,12 +334,16 @@ def rack_findings(findings, context):
 # --- the verdict -----------------------------------------------------------------------------------
 
 def load_choices(path=CHOICES):
+    """The explanations of docs/security-scan-choices.json: the user's choices (each with the option
+    that removes the FAIL) and what AWS requires (each with its source, marked `"aws": true`)."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)["choices"]
+        data = json.load(f)
+    return data["choices"] + [dict(entry, aws=True) for entry in data.get("required_by_aws", [])]
 
 
 def user_choice(row, rack, case, choices):
-    """The entry of docs/security-scan-choices.json that names this FAIL as the user's choice, or None."""
+    """The entry of docs/security-scan-choices.json that explains this FAIL (the user's choice, or
+    what AWS requires: `"aws": true`), or None."""
     for choice in choices:
         if choice["check"] != row["check"] or case not in choice["cases"]:
             continue
@@ -355,6 +362,14 @@ def verdict(rows, rack, case, choices):
     return fails, passes, explained, unexplained
 
 
+def _note(choice):
+    if choice is None:
+        return "  <- not explained"
+    if choice.get("aws"):
+        return "  <- required by AWS: %s" % choice["short"]
+    return "  <- user's choice: %s" % choice["option"]
+
+
 def report(rows, rack, case, choices):
     """The lines printed for one rack, and whether it passed."""
     fails, passes, explained, unexplained = verdict(rows, rack, case, choices)
@@ -365,13 +380,14 @@ def report(rows, rack, case, choices):
             continue
         note = ""
         if row["status"] == "FAIL" and row["kind"] == "rack":
-            choice = user_choice(row, rack, case, choices)
-            note = "  <- user's choice: %s" % choice["option"] if choice else "  <- not explained"
+            note = _note(user_choice(row, rack, case, choices))
         lines.append("  %-6s %-9s %-58s %s%s" % (row["status"], row["kind"], row["check"], row["resource"], note))
     advisory = [r for r in rows if r["kind"] == "advisory" and r["status"] == "FAIL"]
     lines.append("%d FAIL, %d PASS on rack %s" % (len(fails), len(passes), rack))
-    lines.append("  %d of the FAIL the user's choice (docs/security-scan-choices.json), %d not explained; "
-                 "%d advisory FAIL (not judged)" % (len(explained), len(unexplained), len(advisory)))
+    by_aws = [r for r in explained if user_choice(r, rack, case, choices).get("aws")]
+    lines.append("  of the FAIL: %d the user's choice, %d required by AWS (docs/security-scan-choices.json), "
+                 "%d not explained; %d advisory FAIL (not judged)"
+                 % (len(explained) - len(by_aws), len(by_aws), len(unexplained), len(advisory)))
     return lines, not unexplained
 
 
@@ -525,7 +541,7 @@ def main(argv=None):
     timings = scan(cases, outdir)
     ok = judge(outdir, choices)
     print("\ninstall %.0fs, prowler %.0fs; findings kept in %s" % (timings["install"], timings["prowler"], outdir))
-    print("scan: %s" % ("no unexplained FAIL" if ok else "FAIL not explained as the user's choice (exit 1)"))
+    print("scan: %s" % ("no unexplained FAIL" if ok else "FAIL explained neither as the user's choice nor as what AWS requires (exit 1)"))
     return 0 if ok else 1
 
 

@@ -80,7 +80,10 @@ options:
   log_retention:
     description:
       - Days the rack's CloudWatch log group keeps events, and the expiry of the C(logs/) prefix of
-        its bucket. One of CloudWatch Logs' allowed periods. Default V(7).
+        its bucket. One of CloudWatch Logs' allowed periods.
+      - Unset keeps the rack's recorded retention, else V(365), a year, what security scanners ask of
+        audit logs (Prowler's C(cloudwatch_log_group_retention_policy_specific_days_enabled)). Racks
+        installed before 0.2.0 recorded V(7) and keep it. Storage is charged per GB-month (see C(docs/security.md)).
     type: int
   image_id:
     description:

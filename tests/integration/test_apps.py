@@ -159,7 +159,7 @@ def test_check_mode_plans_the_app_and_writes_nothing(created):
     assert [(c["resource"], c["action"]) for c in planned["plan"]] == [
         ("log_group", "create"), ("bucket", "create"), ("repository", "create")]
     assert planned["diff"]["before"] == {"parameters": {}, "tags": {}}
-    assert planned["diff"]["after"]["parameters"] == {"log_retention": 7, "immutable_tags": True}
+    assert planned["diff"]["after"]["parameters"] == {"log_retention": 365, "immutable_tags": True}
     assert planned["diff"]["after"]["create"] == [
         "log_group /convox/%s/apps/web" % RACK, "bucket " + planned["app"]["bucket"], "repository convox/%s/web" % RACK]
     # Only reads: the server answered exactly the calls the module counted.
@@ -195,7 +195,7 @@ def test_every_resource_is_tagged(created, local_aws):
 def test_log_group_takes_the_rack_retention(created, local_aws):
     group = local_aws.client("logs").describe_log_groups(
         logGroupNamePrefix=created["result"]["app"]["log_group"])["logGroups"][0]
-    assert group["retentionInDays"] == 7 == created["result"]["app"]["log_retention"]
+    assert group["retentionInDays"] == 365 == created["result"]["app"]["log_retention"]  # the rack's default
 
 
 def test_bucket_is_hardened_like_the_rack_bucket(created, rack, local_aws):
@@ -270,13 +270,13 @@ def test_own_retention_then_back_to_the_rack_one(created, direct, local_aws):
     planned, applied, back, again = run_apps(direct, [
         (dict(args, log_retention=30), {"check": True, "diff": True}), dict(args, log_retention=30), args, args])
     assert [(c["resource"], c["action"]) for c in planned["plan"]] == [("log_group", "update")]
-    assert planned["diff"]["before"]["parameters"]["log_retention"] == 7
+    assert planned["diff"]["before"]["parameters"]["log_retention"] == 365
     assert planned["diff"]["after"]["parameters"]["log_retention"] == 30
     assert applied["changed"] is True and applied["app"]["log_retention"] == 30
-    assert back["changed"] is True and back["app"]["log_retention"] == 7
+    assert back["changed"] is True and back["app"]["log_retention"] == 365
     assert again["changed"] is False
     group = local_aws.client("logs").describe_log_groups(logGroupNamePrefix="/convox/%s/apps/web" % RACK)["logGroups"][0]
-    assert group["retentionInDays"] == 7
+    assert group["retentionInDays"] == 365
 
 
 def test_tags_and_immutable_image_tags(created, direct, local_aws):

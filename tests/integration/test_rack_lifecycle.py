@@ -113,7 +113,7 @@ def test_runtime(installed, local_aws):
     assert iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "ec2.amazonaws.com"}
     logs = local_aws.client("logs").describe_log_groups(logGroupNamePrefix="/convox/" + RACK)["logGroups"]
-    assert [(g["logGroupName"], g["retentionInDays"]) for g in logs] == [("/convox/" + RACK, 7)]
+    assert [(g["logGroupName"], g["retentionInDays"]) for g in logs] == [("/convox/" + RACK, 365)]  # the default: a year
 
 
 def test_bucket_is_hardened_and_records_parameters(installed, local_aws):
@@ -130,11 +130,12 @@ def test_bucket_is_hardened_and_records_parameters(installed, local_aws):
     stmt = policy["Statement"][0]
     assert stmt["Effect"] == "Deny" and stmt["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
-    assert rules["expire-logs"]["Expiration"]["Days"] == 7
+    assert rules["expire-logs"]["Expiration"]["Days"] == 365  # log_retention's default: a year
     assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
     tags = _tags(s3.get_bucket_tagging(Bucket=bucket)["TagSet"])
     assert tags["convox:status"] == "running" and tags["convox:instance_count"] == "3"
     assert tags["convox:vpc_cidr"] == "10.0.0.0/16" and tags["convox:version"]
+    assert tags["convox:log_retention"] == "365"
 
 
 def test_rerun_changes_nothing_and_writes_nothing(installed, runner, local_aws):

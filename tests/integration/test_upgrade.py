@@ -212,6 +212,11 @@ def test_upgrade_from_the_last_release_keeps_every_id_and_object(local_aws, runn
     tags = bucket_tags(old_rack.s3, old_rack.bucket)
     assert tags["convox:version"] == new and tags["convox:status"] == "running"
     assert ids(local_aws, account, old_rack.bucket, old_rack.app_bucket) == old_rack.ids
+    # the release recorded 7 days of logs; the new default (a year) applies to new racks only
+    assert tags["convox:log_retention"] == "7"
+    groups = account_client(local_aws, account, "logs").describe_log_groups(logGroupNamePrefix="/convox/" + RACK)
+    assert {g["logGroupName"]: g["retentionInDays"] for g in groups["logGroups"]} == {
+        "/convox/" + RACK: 7, "/convox/%s/apps/%s" % (RACK, APP): 7}
 
     # a rerun, with install_rack.yml this time, changes nothing
     again = playbook(runner, account, "install_rack.yml", {"rack": RACK})

@@ -174,7 +174,7 @@ def queue_rack(stubbed, tags=None):
     stubbed.ok("s3", "get_bucket_tagging", {"TagSet": tag_list(tags or rack_tags())}, {"Bucket": RACK_BUCKET})
 
 
-def queue_existing_app(stubbed, tags=None, retention=7, mutability="MUTABLE"):
+def queue_existing_app(stubbed, tags=None, retention=DEFAULTS["log_retention"], mutability="MUTABLE"):
     tags = dict(TAGS, **(tags or {}))
     stubbed.ok("logs", "describe_log_groups", {"logGroups": [
         {"logGroupName": NAMES.log_group, "arn": GROUP_ARN + ":*", "retentionInDays": retention}]},
@@ -286,7 +286,7 @@ def test_check_mode_reads_and_plans_without_writing(stubbed):
     assert result["changed"] is True and result["app"]["status"] == "creating"
     assert [(c["resource"], c["action"]) for c in result["plan"]] == [
         ("log_group", "create"), ("bucket", "create"), ("repository", "create")]
-    assert result["diff"]["after"]["parameters"] == {"log_retention": 7, "immutable_tags": True}
+    assert result["diff"]["after"]["parameters"] == {"log_retention": 365, "immutable_tags": True}
 
 
 @pytest.mark.parametrize("tags,why", [
@@ -310,7 +310,7 @@ def test_an_app_needs_its_rack(stubbed, tags, why):
 def test_a_rack_whose_lease_expired_takes_apps(stubbed):
     queue_identity(stubbed)
     queue_rack(stubbed, rack_tags(**{"convox:status": "installing", "convox:lease": "1"}))
-    assert apps.find_rack(stubbed.aws, NAMES.rack_names)["log_retention"] == 7
+    assert apps.find_rack(stubbed.aws, NAMES.rack_names)["log_retention"] == 365
 
 
 def test_foreign_repository_is_not_adopted(stubbed):

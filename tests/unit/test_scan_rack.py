@@ -132,6 +132,42 @@ def test_a_choice_explains_a_fail_only_for_its_check_resource_and_case():
     assert not scan_rack.user_choice(dict(row, check="elbv2_logging_enabled"), "prod", "private", choices)
 
 
+def test_what_aws_requires_explains_a_fail_and_the_output_says_so():
+    """An entry of `required_by_aws` explains a FAIL as a user's choice does, for its check, resource
+    and case only; the line names it `required by AWS` with its short reason, and the summary counts
+    the two kinds apart."""
+    rows = [{"check": "s3_bucket_kms_encryption", "resource": "convox-prod-0123456789ab", "status": "FAIL", "kind": "rack"},
+            {"check": "s3_bucket_kms_encryption", "resource": "convox-prod-web-0123456789ab", "status": "FAIL",
+             "kind": "rack"},
+            {"check": "elbv2_ssl_listeners", "resource": "convox-prod", "status": "FAIL", "kind": "rack"}]
+    choices = [{"check": "elbv2_ssl_listeners", "resource": "convox-{rack}", "cases": ["private"], "option": "rack_certificate_arn"},
+               {"check": "s3_bucket_kms_encryption", "resource": "convox-{rack}-????????????", "cases": ["private"],
+                "short": "load balancer access logs need SSE-S3", "aws": True}]
+    assert scan_rack.user_choice(rows[0], "prod", "private", choices)["aws"]
+    assert not scan_rack.user_choice(rows[0], "prod", "public", choices)
+    # the app's bucket (another name) is not the rack's: still not explained
+    assert not scan_rack.user_choice(rows[1], "prod", "private", choices)
+    lines, ok = scan_rack.report(rows, "prod", "private", choices)
+    text = "\n".join(lines)
+    assert not ok and "convox-prod-web-0123456789ab  <- not explained" in text
+    assert "convox-prod-0123456789ab  <- required by AWS: load balancer access logs need SSE-S3" in text
+    assert "convox-prod  <- user's choice: rack_certificate_arn" in text
+    assert "of the FAIL: 1 the user's choice, 1 required by AWS (docs/security-scan-choices.json), 1 not explained" in text
+    assert scan_rack.report(rows[:1] + rows[2:], "prod", "private", choices)[1]
+
+
+def test_the_shipped_explanations_load_with_their_kind():
+    """docs/security-scan-choices.json: the user's choices name an option, what AWS requires names its
+    source and is marked as such by load_choices."""
+    loaded = scan_rack.load_choices()
+    users = [c for c in loaded if not c.get("aws")]
+    aws = [c for c in loaded if c.get("aws")]
+    assert users and aws
+    assert all("option" in c for c in users) and not any("option" in c for c in aws)
+    assert all(set(c) >= {"check", "resource", "cases", "why", "short", "source"} for c in aws)
+    assert all("https://docs.aws.amazon.com/" in c["source"] for c in aws)
+
+
 def test_verdict_counts_judged_checks_and_fails_on_an_unexplained_fail(run):
     _findings, _context, rows = run
     choices = scan_rack.load_choices()
@@ -174,10 +210,16 @@ def test_every_choice_is_explained_in_security_md():
         text = f.read()
     section = text[text.index("## What Prowler finds on a rack"):]
     for choice in scan_rack.load_choices():
-        assert set(choice) >= {"check", "resource", "cases", "choice", "option"}
         assert set(choice["cases"]) <= set(scan_rack.CASES)
         assert choice["check"] in scan_rack.CHECKS and scan_rack.CHECKS[choice["check"]][0] == "rack"
-        assert "`%s`" % choice["check"] in section and "`%s" % choice["option"] in section, choice
+        assert "`%s`" % choice["check"] in section, choice
+        if choice.get("aws"):
+            # the table of what AWS requires names the short reason and the page it rests on
+            url = re.search(r"https://docs\.aws\.amazon\.com/\S+?\.html", choice["source"]).group(0)
+            assert choice["short"] in section and url in section, choice
+        else:
+            assert set(choice) >= {"check", "resource", "cases", "choice", "option"}
+            assert "`%s" % choice["option"] in section, choice
 
 
 def test_unknown_case_is_refused_before_anything_runs(capsys):
@@ -186,23 +228,31 @@ def test_unknown_case_is_refused_before_anything_runs(capsys):
     assert "unknown case(s) hybrid" in capsys.readouterr().err
 
 
-def test_the_kept_run_of_main_at_0_1_0(run):
-    """The run docs/security.md shows (main at 0.1.0): what fails on the private rack, and what the
-    public rack adds, each a user's choice of a public rack."""
+def test_the_kept_run_of_main(run):
+    """The run docs/security.md shows (main at 0.2.0-dev0, log retention a year): what fails on the
+    private rack, each explained (the certificate the user did not give; what AWS requires of the rack's
+    two buckets and of an EC2 role), and what the public rack adds, each a user's choice of a public rack.
+    The findings answered since 0.1.0 (flow logs, the router's logs and deletion protection, the VPC's
+    defaults, log retention, ECR tag immutability) pass."""
     _findings, _context, rows = run
-    private = {c for c, _n in fails(rows[PRIVATE])}
-    assert private == {
-        "cloudwatch_log_group_retention_policy_specific_days_enabled", "ec2_networkacl_allow_ingress_any_port",
-        "ec2_networkacl_allow_ingress_tcp_port_22", "ec2_networkacl_allow_ingress_tcp_port_3389",
-        "ec2_securitygroup_default_restrict_traffic", "ecr_repositories_tag_immutability",
-        "elbv2_deletion_protection", "elbv2_logging_enabled", "elbv2_ssl_listeners",
-        "iam_role_cross_service_confused_deputy_prevention", "s3_bucket_kms_encryption",
-        "s3_bucket_server_access_logging_enabled", "vpc_flow_logs_enabled"}
-    public = {c for c, _n in fails(rows[PUBLIC])}
-    assert public - private == {"ec2_instance_public_ip", "vpc_subnet_no_public_ip_by_default",
-                                "vpc_subnet_separate_private_public"}
+    private = fails(rows[PRIVATE])
+    assert {c for c, _n in private} == {
+        "elbv2_ssl_listeners", "iam_role_cross_service_confused_deputy_prevention",
+        "s3_bucket_cross_account_access", "s3_bucket_kms_encryption", "s3_bucket_server_access_logging_enabled"}
     choices = scan_rack.load_choices()
-    added = [r for r in rows[PUBLIC] if r["status"] == "FAIL" and r["kind"] == "rack" and r["check"] in public - private]
+    for rack, case in ((PRIVATE, "private"), (PUBLIC, "public")):
+        failed, passed, explained, unexplained = scan_rack.verdict(rows[rack], rack, case, choices)
+        assert failed and not unexplained, unexplained
+    answered = {"vpc_flow_logs_enabled", "elbv2_logging_enabled", "elbv2_deletion_protection",
+                "ec2_securitygroup_default_restrict_traffic", "ec2_networkacl_allow_ingress_any_port",
+                "cloudwatch_log_group_retention_policy_specific_days_enabled", "ecr_repositories_tag_immutability"}
+    passing = {r["check"] for r in rows[PRIVATE] if r["status"] == "PASS"}
+    assert answered <= passing
+    public = {c for c, _n in fails(rows[PUBLIC])}
+    assert public - {c for c, _n in private} == {
+        "ec2_instance_public_ip", "vpc_subnet_no_public_ip_by_default", "vpc_subnet_separate_private_public"}
+    added = [r for r in rows[PUBLIC] if r["status"] == "FAIL" and r["kind"] == "rack"
+             and r["check"] in public - {c for c, _n in private}]
     assert added and all(scan_rack.user_choice(r, PUBLIC, "public", choices)["option"] == "rack_private" for r in added)
-    # the app's bucket is SSE-KMS and logs its accesses; only the rack's bucket fails those two
-    assert [n for c, n in fails(rows[PRIVATE]) if c.startswith("s3_")] == ["convox-scan-private-808d3004587e"] * 2
+    # the app's bucket is SSE-KMS and logs its accesses: no S3 finding names it
+    assert not [n for c, n in private if c.startswith("s3_") and "-web-" in n]

@@ -101,7 +101,7 @@ DEFAULTS = {
     "high_availability": True,
     "vpc_cidr": "10.0.0.0/16",
     "internal_only": False,
-    "log_retention": 7,
+    "log_retention": 365,  # a year: CIS/Prowler ask at least 365 days (docs/security.md)
     "image_id": "",
     "permissions_boundary": "",
     "kms_key": "",          # "": the rack's own key, alias/convox/<rack> (parts/kms.py)
