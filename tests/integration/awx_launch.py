@@ -424,9 +424,12 @@ class Controller:
         self.task_env = dict(task_env or {})
         self.inventory_id = 7
         self.inventory_name = "Convox"
-        # The job templates' inventory: localhost, as examples/awx/setup.yml defines it.
+        # The job templates' inventory: localhost, as examples/awx/setup.yml defines it, and what the
+        # racks inventory source imported (import_inventory): its hosts and groups.
         self.inventory_hostvars = inventory_hostvars or {
             "localhost": {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}
+        self.inventory_groups = {}
+        self._imported_hosts = set()
 
     # -- the private data directory ---------------------------------------------------------------------
     def _private_data_dir(self, job_id):
@@ -446,13 +449,38 @@ class Controller:
         os.chmod(path, mode)
         return path
 
+    def import_inventory(self, update):
+        """What AWX does with a successful inventory update of a source with `overwrite: true`
+        (examples/awx/setup.yml; awx-manage inventory_import --overwrite): the hosts and groups the
+        source gave last time are replaced by those of this update; hosts added by hand (localhost) stay."""
+        assert update.status == "successful", update.stdout
+        for host in self._imported_hosts:
+            self.inventory_hostvars.pop(host, None)
+        output = update.output
+        self._imported_hosts = set(output.get("_meta", {}).get("hostvars", {}))
+        for group in output.values():
+            if isinstance(group, dict):
+                self._imported_hosts |= set(group.get("hosts", []))
+        for host in self._imported_hosts:
+            self.inventory_hostvars[host] = dict(output.get("_meta", {}).get("hostvars", {}).get(host, {}))
+        self.inventory_groups = {
+            name: {"hosts": list(group.get("hosts", [])), "children": list(group.get("children", [])),
+                   "vars": dict(group.get("vars", {}))}
+            for name, group in output.items() if name not in ("_meta", "all", "ungrouped")}
+
     def _inventory_script(self, pdd):
-        """inventory/hosts: AWX's script (Inventory.get_script_data with hostvars and towervars)."""
+        """inventory/hosts: AWX's script (Inventory.get_script_data with hostvars and towervars): every
+        group with its hosts, children and variables, the top groups and `ungrouped` under `all`."""
         hostvars = {}
         for index, (host, hv) in enumerate(sorted(self.inventory_hostvars.items()), start=1):
             hostvars[host] = dict(hv, remote_tower_enabled="true", remote_tower_id=index)
-        data = {"_meta": {"hostvars": hostvars}, "all": {"children": ["ungrouped"]},
-                "ungrouped": {"hosts": sorted(hostvars)}}
+        groups = copy.deepcopy(self.inventory_groups)
+        grouped = {h for g in groups.values() for h in g["hosts"]}
+        children = {c for g in groups.values() for c in g["children"]}
+        data = {"_meta": {"hostvars": hostvars},
+                "all": {"children": sorted(set(groups) - children) + ["ungrouped"]},
+                "ungrouped": {"hosts": sorted(set(hostvars) - grouped)}}
+        data.update(groups)
         script = "#! /usr/bin/env python3\n# -*- coding: utf-8 -*-\nprint(%r)\n" % json.dumps(data)
         return self._write(pdd, "inventory/hosts", script, mode=0o700)
 
@@ -483,10 +511,15 @@ class Controller:
 
     # -- a job ----------------------------------------------------------------------------------------------
     def launch(self, template, answers=None, credentials=(), job_type="run", diff=False, verbosity=0,
-               template_extra_vars=None, ask_variables_on_launch=False):
+               template_extra_vars=None, ask_variables_on_launch=False, limit=None):
         """Launch a job template (an entry of examples/awx/job_templates.yml) from its survey form, with
-        `answers` typed into it. LaunchRefused when AWX would refuse the launch; else the finished Job."""
+        `answers` typed into it, and `limit`: AWX takes it at launch only from a template that asks it
+        (ask_limit_on_launch), and ignores it otherwise (the launch answer's `ignored_fields`).
+        LaunchRefused when AWX would refuse the launch; else the finished Job."""
         import ansible_runner
+
+        if not template.get("ask_limit_on_launch"):
+            limit = None
 
         survey = load_survey(template["survey"])
         extra_vars = launch_vars(survey, form_answers(survey, answers or {}), template_extra_vars, ask_variables_on_launch)
@@ -511,6 +544,8 @@ class Controller:
             args.append("--diff")
         if verbosity:
             args.append("-" + "v" * min(5, verbosity))
+        if limit:
+            args += ["-l", limit]   # RunJob.build_args: the job's limit
         self._write(pdd, "env/cmdline", " ".join(shlex.quote(a) for a in args))
         env = self._base_env(pdd, home, job_id)
         env.update({"JOB_ID": str(job_id), "INVENTORY_ID": str(self.inventory_id), "PROJECT_REVISION": "0" * 40,

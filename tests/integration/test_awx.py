@@ -42,6 +42,7 @@ from aws_proxy import AwsProxy  # noqa: E402
 from conftest import Runner  # noqa: E402
 
 from ansible_collections.convox.rack.plugins.module_utils._rack import naming, params  # noqa: E402
+from ansible_collections.convox.rack.plugins.module_utils._rack.version import COLLECTION_VERSION  # noqa: E402
 
 REGION = "us-east-1"
 ACCOUNT = "555555555555"        # the account of the AWS credential's keys
@@ -90,6 +91,10 @@ def test_surveys_share_the_rules_of_names_and_regions():
     racks, regions = [], []
     for tpl in TEMPLATES.values():
         spec = {e["variable"]: e for e in awx_launch.load_survey(tpl["survey"])["spec"]}
+        if tpl.get("ask_limit_on_launch"):
+            # a template on the racks inventory's hosts: the job's limit names the racks, not a question
+            assert "rack" not in spec and "rack_region" not in spec, tpl["name"]
+            continue
         racks.append(spec["rack"])
         regions.append(spec["rack_region"])
         if "rack_confirm" in spec:
@@ -162,12 +167,15 @@ def _referenced(node, env=jinja2.Environment()):
 
 def playbook_variables(playbook):
     """(used, required, typed) of a playbook: the variables it and the role entry points it runs read,
-    those a job from AWX must be given (no current rack there; confirmation where it removes), and
-    their types from the roles' argument specs."""
+    those a job from AWX must be given (no current rack there, so a play on localhost needs `rack`; a
+    play on the racks inventory's hosts has each host's; confirmation where it removes), and their
+    types from the roles' argument specs."""
     with open(os.path.join(ROOT, playbook), encoding="utf-8") as f:
         plays = yaml.safe_load(f)
-    used, required, typed = set(), {"rack"}, {}
+    used, required, typed = set(), set(), {}
     for play in plays:
+        if play.get("hosts") == "localhost":
+            required.add("rack")
         entries = [(r["role"], "main", r.get("vars") or {}) for r in play.get("roles", [])]
         for task in (play.get("pre_tasks") or []) + (play.get("tasks") or []):
             inc = task.get("ansible.builtin.include_role") or task.get("include_role")
@@ -430,6 +438,7 @@ def test_setup_playbook_defines_everything_in_awx(tmp_path):
             (tpl["playbook"], project["id"], inventory["id"], ee["id"])
         assert jt["survey_enabled"] and not jt["ask_variables_on_launch"]
         assert jt["ask_job_type_on_launch"] == tpl["ask_job_type_on_launch"]
+        assert jt["ask_limit_on_launch"] == tpl.get("ask_limit_on_launch", False)
         assert api.surveys[jt["id"]] == awx_launch.load_survey(tpl["survey"])
         assert api.associations[("job_templates", jt["id"], "credentials")] == [aws["id"], role["id"]]
 
@@ -589,6 +598,7 @@ def test_lifecycle_with_the_aws_credential(launch, controller, proxy, local_aws,
     step_install_rack(launch, local_aws, aws_credential)
     step_rack_status(launch, aws_credential)
     step_racks_inventory_source(controller, local_aws, aws_credential, proxy)
+    step_upgrade_racks(launch, controller, local_aws, aws_credential)
     step_update_rack(launch, local_aws, aws_credential)
     step_create_app(launch, local_aws, aws_credential)
     step_delete_app_needs_the_rack_name_again(launch, local_aws, aws_credential)
@@ -647,6 +657,54 @@ def step_racks_inventory_source(controller, local_aws, aws_credential, proxy):
         os.unlink(broken)
     assert update.status == "failed" and update.rc != 0
     assert "'mars-1' is not an AWS region name" in update.stdout
+
+
+def set_recorded_version(local_aws, keys, rack, version):
+    """Write `version` as the release that last converged the rack (its bucket's convox:version tag)."""
+    s3 = client(local_aws, keys, "s3")
+    bucket = [b["Name"] for b in s3.list_buckets()["Buckets"]
+              if b["Name"].startswith("convox-%s-" % rack) and len(b["Name"]) == len("convox-%s-" % rack) + 12]
+    tags = dict(rack_of(local_aws, keys, rack), **{"convox:version": version})
+    s3.put_bucket_tagging(Bucket=bucket[0], Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+
+
+def step_upgrade_racks(launch, controller, local_aws, aws_credential):
+    """The Upgrade racks template on the inventory the racks source imported, limited to a version group:
+    the job runs on the racks of that group only (not on localhost), in check mode plans, then upgrades.
+    The rack's record says it was converged by 0.1.0 (its convox:version tag rewritten here: the job
+    reads nothing else of the version; tests/integration/test_upgrade.py upgrades a rack the 0.1.0
+    release really built). A rack recorded by a newer release is refused unless the survey allows it."""
+    host, old = "local/%s" % RACK, "0.1.0"
+    set_recorded_version(local_aws, aws_credential, RACK, old)
+    update = controller.update_inventory("examples/awx/inventory/racks.convox.yml", [aws_credential])
+    controller.import_inventory(update)
+    assert controller.inventory_groups["version_0_1_0"]["hosts"] == [host]
+    line = "upgraded rack %s from %s to %s" % (RACK, old, COLLECTION_VERSION)
+
+    planned = launch("upgrade_racks", {}, [aws_credential], job_type="check", limit="version_0_1_0")
+    assert "would upgrade rack %s from %s to %s" % (RACK, old, COLLECTION_VERSION) in planned.stdout, planned.explain()
+    assert set(planned.stats()["ok"]) == {host}      # the limit's racks only: not localhost
+    assert rack_of(local_aws, aws_credential, RACK)["convox:version"] == old
+
+    upgraded = launch("upgrade_racks", {}, [aws_credential], limit="version_0_1_0")
+    assert "  " + line in upgraded.stdout, upgraded.explain()
+    assert set(upgraded.stats()["changed"]) == {host}
+    assert rack_of(local_aws, aws_credential, RACK)["convox:version"] == COLLECTION_VERSION
+    assert_signed_by(upgraded, aws_credential.env["AWS_ACCESS_KEY_ID"])
+    assert_no_secret_left(upgraded, secrets_of(aws_credential))
+    # the next inventory update moves the rack to its new version's group
+    controller.import_inventory(controller.update_inventory("examples/awx/inventory/racks.convox.yml", [aws_credential]))
+    assert "version_0_1_0" not in controller.inventory_groups
+    assert host in controller.inventory_groups["version_" + re.sub(r"[.-]", "_", COLLECTION_VERSION)]["hosts"]
+
+    # a rack recorded by a newer release: refused (the job fails, nothing changes) unless allowed
+    set_recorded_version(local_aws, aws_credential, RACK, "99.0.0")
+    refused = launch("upgrade_racks", {}, [aws_credential], expect="failed", limit=host)
+    assert "99.0.0" in refused.explain() and not refused.stats()["changed"]
+    assert rack_of(local_aws, aws_credential, RACK)["convox:version"] == "99.0.0"
+    allowed = launch("upgrade_racks", {"rack_allow_downgrade": "true"}, [aws_credential], limit=host)
+    assert allowed.extra_vars["rack_allow_downgrade"] == "true" and not allowed.failed()   # as AWX sends a choice
+    assert rack_of(local_aws, aws_credential, RACK)["convox:version"] == COLLECTION_VERSION
 
 
 def step_update_rack(launch, local_aws, aws_credential):
