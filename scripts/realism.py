@@ -34,6 +34,10 @@ What is modelled (timings in seconds of AWS's time, before `scale`; each names i
   s3_consistency      CreateBucket: the bucket answers NoSuchBucket to other calls
   ec2_consistency     an EC2 create: the new id answers Invalid*.NotFound to other calls
   tagging_lag         the Resource Groups Tagging API shows creates, tag changes and deletes late
+  bucket_policy_propagation
+                      PutBucketPolicy: Elastic Load Balancing's check of the access logs' bucket
+                      (ModifyLoadBalancerAttributes) refuses it for a while; and always refuses a
+                      bucket whose policy does not let Elastic Load Balancing write the logs
   ecs_managed_tag     (on/off) CreateCapacityProvider adds the tag AmazonECSManaged to its group
   failed_launches     (on/off) a launch whose image's architecture the instance type cannot run
                       fails: no instance, a Failed scaling activity with AWS's StatusMessage
@@ -45,6 +49,7 @@ starts moto's server.
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import io
 import json
 import os
@@ -74,6 +79,9 @@ DEFAULT_TIMINGS = {
     "s3_consistency": 3.0,
     "ec2_consistency": 3.0,
     "tagging_lag": 120.0,
+    # hashicorp/terraform-provider-aws#12010: after the bucket policy was written, 30 s were not enough
+    # for ModifyLoadBalancerAttributes to accept the bucket, 60 s were
+    "bucket_policy_propagation": 45.0,
 }
 DEFAULT_SWITCHES = {"ecs_managed_tag": True, "failed_launches": True}
 
@@ -94,6 +102,7 @@ class Realism:
             self.due = []                 # [(monotonic time, callable)]: state changes to make
             self.fresh_ec2 = {}           # EC2 id -> time after which other calls see it
             self.fresh_buckets = {}       # bucket -> time after which it answers
+            self.fresh_policies = {}      # bucket -> time after which Elastic Load Balancing sees its policy
             self.fresh_profiles = {}      # (account, profile name) -> time after which EC2 sees it
             self.lingering = {}           # subnet/sg/vpc id -> (until, load balancer name)
             self.activities = {}          # (account, region, group) -> [scaling activity dicts]
@@ -287,6 +296,71 @@ def _lingering(action, form):
     return None
 
 
+# --- Elastic Load Balancing's check of the access logs' bucket ------------------------------------------
+# ModifyLoadBalancerAttributes turning access logs on makes Elastic Load Balancing check that it may
+# write to the bucket, under <prefix>/AWSLogs/<account>/ ("Enable access logs for your Application Load
+# Balancer", step 2: the bucket policy lets its account of the Region, or in newer Regions the service
+# logdelivery.elasticloadbalancing.amazonaws.com, s3:PutObject there). It refuses with
+# InvalidConfigurationRequest "Access Denied for bucket: <bucket>. Please check S3bucket permission"
+# when the policy does not, and for a while after the policy was written (hashicorp/terraform-provider-aws
+# #12010). Conditions of a statement are not evaluated (taken as met); Deny statements are not read
+# (the rack's only one denies requests without TLS, and Elastic Load Balancing writes with TLS).
+ELB_LOG_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
+
+
+def _listed(value):
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def _elb_may_write(policy_text, bucket, key, account):
+    """Whether the bucket policy lets Elastic Load Balancing PutObject the key."""
+    try:
+        doc = json.loads(policy_text or "{}")
+    except ValueError:
+        return False
+    statements = doc.get("Statement")
+    for statement in statements if isinstance(statements, list) else [statements or {}]:
+        if statement.get("Effect") != "Allow":
+            continue
+        if not any(fnmatch.fnmatchcase("s3:PutObject", a) for a in _listed(statement.get("Action"))):
+            continue
+        principal = statement.get("Principal") or {}
+        principal = {} if principal == "*" else principal
+        elb = ELB_LOG_SERVICE in _listed(principal.get("Service")) or any(
+            re.match(r"^arn:[\w-]+:iam::\d{12}:root$", p) and (":%s:" % account) not in p
+            for p in _listed(principal.get("AWS")))
+        if elb and any(fnmatch.fnmatchcase("arn:aws:s3:::%s/%s" % (bucket, key), r.replace("arn:aws-us-gov:", "arn:aws:"))
+                       for r in _listed(statement.get("Resource"))):
+            return True
+    return False
+
+
+def _elb_bucket_refusal(action, form, account):
+    if action != "ModifyLoadBalancerAttributes":
+        return None
+    attributes, index = {}, 1
+    while "Attributes.member.%d.Key" % index in form:
+        attributes[form["Attributes.member.%d.Key" % index][0]] = (form.get("Attributes.member.%d.Value" % index) or [""])[0]
+        index += 1
+    if attributes.get("access_logs.s3.enabled") != "true" or not attributes.get("access_logs.s3.bucket"):
+        return None
+    bucket, prefix = attributes["access_logs.s3.bucket"], attributes.get("access_logs.s3.prefix", "")
+    with REALISM.lock:
+        fresh = REALISM.fresh_policies.get(bucket, 0) > _now()
+    if not fresh:
+        from moto.s3.models import s3_backends
+        try:
+            policy = s3_backends[account]["aws"].get_bucket(bucket).policy
+        except Exception:  # noqa: BLE001 - no such bucket: AWS answers the same refusal
+            policy = None
+        key = "%sAWSLogs/%s/ELBAccessLogTestFile" % (prefix + "/" if prefix else "", account)
+        text = policy.decode("utf-8", "replace") if isinstance(policy, bytes) else policy
+        if _elb_may_write(text, bucket, key, account):
+            return None
+    return error_answer("elasticloadbalancing", "InvalidConfigurationRequest",
+                        "Access Denied for bucket: %s. Please check S3bucket permission" % bucket)
+
+
 # --- the middleware -------------------------------------------------------------------------------
 _MUTATING = re.compile(r"^(Describe|Get|List|Head|Lookup|Search|Check|Validate)")
 _CRED = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -348,6 +422,8 @@ def middleware(app_call):
             refused = refused or _run_instances_profile(action, form, _account(environ, access_key))
         elif service == "s3":
             refused = _s3_no_such_bucket(action, path)
+        elif service == "elasticloadbalancing":
+            refused = _elb_bucket_refusal(action, form, _account(environ, access_key))
         tag_service = service  # the signing name is the SERVICE_NAMESPACE of moto's backend (s3, ec2, ...)
         mutating = not _MUTATING.match(action) and REALISM.seconds("tagging_lag") > 0 and tag_service != "tagging"
         if mutating and not refused:
@@ -374,6 +450,9 @@ def middleware(app_call):
             elif service == "s3" and action == "CreateBucket":
                 with REALISM.lock:
                     REALISM.fresh_buckets[_s3_bucket(path)] = _now() + REALISM.seconds("s3_consistency")
+            elif service == "s3" and action == "PutBucketPolicy":
+                with REALISM.lock:
+                    REALISM.fresh_policies[_s3_bucket(path)] = _now() + REALISM.seconds("bucket_policy_propagation")
             if mutating:
                 _tag_snapshot(_account(environ, access_key), region, tag_service, _now())
         return [answer]

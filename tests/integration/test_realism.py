@@ -26,7 +26,7 @@ RACKS = "playbooks/racks.yml"
 # Progress lines every second instead of every 15 (rack_poll_interval): only the test's waiting changes.
 QUICK = {"rack_poll_interval": 1}
 # AWS's time, without the transient refusals of the faults below (each of their tests turns its own on).
-AWS_TIME = {"profile_propagation": 0, "s3_consistency": 0, "ec2_consistency": 0}
+AWS_TIME = {"profile_propagation": 0, "s3_consistency": 0, "ec2_consistency": 0, "bucket_policy_propagation": 0}
 
 
 def aws_time(aws, ecs_managed_tag=False, **timings):
@@ -139,6 +139,20 @@ def test_install_copes_with_a_new_bucket_not_found_yet(realistic_aws):
     proc, _seconds = run(realistic_aws, INSTALL, expect_rc=None, rack="bucket", rack_high_availability=False)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "rack bucket is running" in proc.stdout
+
+
+def test_install_waits_until_the_load_balancer_may_write_its_access_logs(realistic_aws):
+    """Elastic Load Balancing refuses to turn access logs on (InvalidConfigurationRequest "Access Denied
+    for bucket") until the bucket policy written at the start of the run counts for it: the run retries
+    that refusal, and only it (parts/entry.py, bucket_not_ready; hashicorp/terraform-provider-aws#12010)."""
+    aws_time(realistic_aws, bucket_policy_propagation=200)  # 10 s
+    proc, _seconds = run(realistic_aws, INSTALL, expect_rc=None, rack="logsok", rack_high_availability=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "rack logsok is running" in proc.stdout
+    elb = realistic_aws.client("elbv2")
+    arn = elb.describe_load_balancers(Names=["convox-logsok"])["LoadBalancers"][0]["LoadBalancerArn"]
+    attributes = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
+    assert attributes["access_logs.s3.enabled"] == "true" and attributes["access_logs.s3.bucket"].startswith("convox-logsok-")
 
 
 def test_install_copes_with_new_ec2_ids_not_found_yet(realistic_aws):

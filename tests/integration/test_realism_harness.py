@@ -28,7 +28,7 @@ def aws(realistic_aws):
 def on(aws, **timings):
     """Realism on at SCALE, with no latency and no lag unless asked, so each test sees its own behaviour."""
     base = {"latency": 0, "s3_consistency": 0, "ec2_consistency": 0, "tagging_lag": 0,
-            "profile_propagation": 0}
+            "profile_propagation": 0, "bucket_policy_propagation": 0}
     return aws.realism(scale=SCALE, timings=dict(base, **timings))
 
 
@@ -229,6 +229,48 @@ def test_new_bucket_answers_no_such_bucket_for_a_moment(aws):
     err = error_of(s3.put_bucket_tagging, Bucket="fresh", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
     assert err["Code"] == "NoSuchBucket"
     eventually(s3.put_bucket_tagging, 5, Bucket="fresh", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
+
+
+def test_load_balancer_access_logs_need_a_bucket_policy_that_counts(aws):
+    """ModifyLoadBalancerAttributes turning access logs on: refused (InvalidConfigurationRequest "Access
+    Denied for bucket: <b>. Please check S3bucket permission") while the bucket's policy does not let
+    Elastic Load Balancing write under <prefix>/AWSLogs/<account>/, and for a while after the policy
+    was written (Elastic Load Balancing user guide, "Enable access logs for your Application Load
+    Balancer", step 2; hashicorp/terraform-provider-aws#12010). Realism off, moto accepts any bucket."""
+    _vpc, subnets, sg = network(aws)
+    elb, s3 = aws.client("elbv2"), aws.client("s3")
+    arn = elb.create_load_balancer(Name="lb", Subnets=subnets, SecurityGroups=[sg])["LoadBalancers"][0]["LoadBalancerArn"]
+    s3.create_bucket(Bucket="logs")
+    account = aws.client("sts").get_caller_identity()["Account"]
+    logs = [{"Key": "access_logs.s3.enabled", "Value": "true"}, {"Key": "access_logs.s3.bucket", "Value": "logs"},
+            {"Key": "access_logs.s3.prefix", "Value": "router"}]
+    elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=logs)   # realism off: no check
+    grant = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::127311923021:root"}, "Action": "s3:PutObject",
+             "Resource": "arn:aws:s3:::logs/router/AWSLogs/%s/*" % account}
+
+    on(aws, bucket_policy_propagation=0)
+    for policy in ({"Statement": [dict(grant, Resource="arn:aws:s3:::logs/other/*")]},          # elsewhere
+                   {"Statement": [dict(grant, Principal={"AWS": "arn:aws:iam::%s:root" % account})]},  # not ELB
+                   {"Statement": [dict(grant, Effect="Deny")]}):
+        s3.put_bucket_policy(Bucket="logs", Policy=json.dumps(dict(policy, Version="2012-10-17")))
+        err = error_of(elb.modify_load_balancer_attributes, LoadBalancerArn=arn, Attributes=logs)
+        assert err == {"Type": "Sender", "Code": "InvalidConfigurationRequest",
+                       "Message": "Access Denied for bucket: logs. Please check S3bucket permission"}, policy
+    # newer Regions' service principal counts as the account does
+    s3.put_bucket_policy(Bucket="logs", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        dict(grant, Principal={"Service": "logdelivery.elasticloadbalancing.amazonaws.com"})]}))
+    elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=logs)
+
+    on(aws, bucket_policy_propagation=300)     # 3 s
+    s3.put_bucket_policy(Bucket="logs", Policy=json.dumps({"Version": "2012-10-17", "Statement": [grant]}))
+    written = time.monotonic()
+    err = error_of(elb.modify_load_balancer_attributes, LoadBalancerArn=arn, Attributes=logs)
+    assert err["Code"] == "InvalidConfigurationRequest" and "Access Denied for bucket: logs" in err["Message"]
+    # other attributes, and turning access logs off, are not checked
+    elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+        {"Key": "deletion_protection.enabled", "Value": "true"}, {"Key": "access_logs.s3.enabled", "Value": "false"}])
+    eventually(elb.modify_load_balancer_attributes, 10, LoadBalancerArn=arn, Attributes=logs)
+    assert time.monotonic() - written >= 2.5
 
 
 def test_new_ec2_resource_answers_not_found_for_a_moment(aws):

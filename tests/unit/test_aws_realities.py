@@ -19,7 +19,7 @@ from ansible_collections.convox.rack.plugins.module_utils._rack.errors import Ra
 from ansible_collections.convox.rack.plugins.module_utils._rack.naming import RackNames, system_tags
 from ansible_collections.convox.rack.plugins.module_utils._rack.params import DEFAULTS, effective_parameters
 from ansible_collections.convox.rack.plugins.module_utils._rack.parts import (
-    cluster, compute, nat, network, quotas, storage)
+    cluster, compute, entry, nat, network, quotas, storage)
 from ansible_collections.convox.rack.plugins.module_utils._rack.plan import Plan
 from ansible_collections.convox.rack.plugins.module_utils._rack.state import RackState
 
@@ -330,3 +330,32 @@ def test_a_type_offered_in_one_zone_only_is_refused(stubbed, clock):
     with pytest.raises(RackError, match="region us-east-1 has 1 availability zone.s. that offer p5.48xlarge"):
         network.ensure_subnets(run, "vpc-1")
     assert DEFAULTS["instance_type"] == "t3.small"
+
+
+# -- the load balancer's access logs: Elastic Load Balancing checks the bucket --------------------------------------
+LB_ARN = "arn:aws:elasticloadbalancing:us-east-1:%s:loadbalancer/app/convox-prod/1" % ACCOUNT
+NOT_YET = "Access Denied for bucket: %s. Please check S3bucket permission" % NAMES.bucket
+
+
+@pytest.mark.parametrize("message", [NOT_YET, "S3Bucket validation transient issue"])
+def test_access_logs_are_turned_on_once_the_bucket_policy_counts(stubbed, clock, retry_sleeps, message):
+    """ModifyLoadBalancerAttributes turning access logs on is refused until the bucket policy written at
+    the start of the run counts for Elastic Load Balancing (hashicorp/terraform-provider-aws#12010;
+    cn-terraform/terraform-aws-ecs-fargate#49 for the second text); the local AWS shows it only in
+    realism mode (test_realism.py)."""
+    run = make_run(stubbed, clock)
+    stubbed.error("elbv2", "modify_load_balancer_attributes", "InvalidConfigurationRequest", message=message)
+    stubbed.error("elbv2", "modify_load_balancer_attributes", "InvalidConfigurationRequest", message=message)
+    stubbed.ok("elbv2", "modify_load_balancer_attributes", {"Attributes": []})
+    entry._set_attributes(run.aws, "convox-prod", LB_ARN, {"access_logs.s3.enabled": "true"})  # pylint: disable=protected-access
+    stubbed.assert_all_used()
+    assert len(retry_sleeps) == 2
+
+
+def test_another_invalid_configuration_is_not_retried(stubbed, clock, retry_sleeps):
+    run = make_run(stubbed, clock)
+    stubbed.error("elbv2", "modify_load_balancer_attributes", "InvalidConfigurationRequest",
+                  message="The value of 'idle_timeout.timeout_seconds' must be between '1' and '4000'")
+    with pytest.raises(RackError, match="InvalidConfigurationRequest") as caught:
+        entry._set_attributes(run.aws, "convox-prod", LB_ARN, {"idle_timeout.timeout_seconds": "0"})  # pylint: disable=protected-access
+    assert retry_sleeps == [] and "attempts" not in caught.value.details

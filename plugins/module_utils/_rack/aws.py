@@ -77,17 +77,19 @@ class Aws:
         url = getattr(self.client(service).meta, "endpoint_url", "") or ""
         return url.split(":", 1)[0].lower() or "https"
 
-    def call(self, service, operation, resource, ignore=(), retry_on=(), **kwargs):
+    def call(self, service, operation, resource, ignore=(), retry_on=(), retry_when=None, **kwargs):
         """Call service.operation(**kwargs).
 
         ignore: error codes that mean "not there" and return None (idempotent reads and deletes).
         retry_on: extra error codes worth retrying for this call (DependencyViolation while
         AWS releases network interfaces, for example).
+        retry_when: a test of a ClientError, true when it is worth retrying for this call: for a code
+        AWS also answers to a real mistake, retried only when its message names the transient case.
         """
         client = self.client(service)
         method = getattr(client, operation)
         self.calls.append("%s:%s" % (service, operation))
-        return self._translated(resource, operation, ignore, lambda: method(**kwargs), retry_on)
+        return self._translated(resource, operation, ignore, lambda: method(**kwargs), retry_on, retry_when)
 
     def paginate(self, service, operation, resource, ignore=(), **kwargs):
         """A paginated read, retried as a whole; returns the merged result."""
@@ -96,7 +98,7 @@ class Aws:
         return self._translated(resource, operation, ignore,
                                 lambda: client.get_paginator(operation).paginate(**kwargs).build_full_result())
 
-    def _retried(self, do, retry_on=()):
+    def _retried(self, do, retry_on=(), retry_when=None):
         """do(), again after each transient error, until MAX_ATTEMPTS or the run's deadline."""
         attempt = 0
         for delay in BackoffIterator(jitter=True, **BACKOFF):
@@ -104,7 +106,9 @@ class Aws:
             try:
                 return do()
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-                if attempt >= MAX_ATTEMPTS or not _transient(e, retry_on):
+                transient = _transient(e, retry_on) or (
+                    retry_when is not None and isinstance(e, botocore.exceptions.ClientError) and retry_when(e))
+                if attempt >= MAX_ATTEMPTS or not transient:
                     e.convox_attempts = attempt
                     raise
                 if self.deadline is not None and self.deadline.remaining() <= delay:
@@ -115,10 +119,10 @@ class Aws:
                 self._sleep(delay)
         return None  # pragma: no cover - BackoffIterator never ends
 
-    def _translated(self, resource, operation, ignore, do, retry_on=()):
+    def _translated(self, resource, operation, ignore, do, retry_on=(), retry_when=None):
         """Run do() with retries; an `ignore` error code is None, any other failure an AWSCallError."""
         try:
-            return self._retried(do, retry_on)
+            return self._retried(do, retry_on, retry_when)
         except botocore.exceptions.ClientError as e:
             code = e.response.get("Error", {}).get("Code", "Unknown")
             if code in ignore:

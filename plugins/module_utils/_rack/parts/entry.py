@@ -86,9 +86,22 @@ def _attributes(run):
     return L.load_balancer_attributes(run.names.bucket)
 
 
+def bucket_not_ready(error):
+    """Whether ModifyLoadBalancerAttributes was refused because Elastic Load Balancing could not yet
+    write to the access logs' bucket. It checks so when access logs are turned on, and a bucket policy
+    just written takes up to a minute to count there: InvalidConfigurationRequest "Access Denied for
+    bucket: <bucket>. Please check S3bucket permission", or "S3Bucket validation transient issue"
+    (hashicorp/terraform-provider-aws#12010, where 30 s did not suffice and 60 s did;
+    cn-terraform/terraform-aws-ecs-fargate#49). The same code for any other reason is a real mistake."""
+    err = error.response.get("Error", {})
+    message = err.get("Message", "")
+    return err.get("Code") == "InvalidConfigurationRequest" and (
+        "Access Denied for bucket" in message or "S3Bucket validation transient issue" in message)
+
+
 def _set_attributes(aws, name, arn, attributes):
     aws.call("elbv2", "modify_load_balancer_attributes", "load balancer %s" % name, LoadBalancerArn=arn,
-             Attributes=tag_list(attributes))
+             Attributes=tag_list(attributes), retry_when=bucket_not_ready)
 
 
 def _create(run, name, subnets, router_sg, scheme):
