@@ -186,6 +186,17 @@ image:
     O(convox.rack.rack#module:image_id=latest) moves the rack to it.
   type: dict
   returned: when O(name) is given and the rack has a launch template
+instance_refresh:
+  description:
+    - The instance refresh replacing the rack's instances now, or V(null) when none is in progress
+      (Status C(Pending), C(InProgress), C(Cancelling), C(RollbackInProgress) or C(Baking)). One is left
+      running by a run with O(convox.rack.rack#module:wait=false), by a run that was killed, or was
+      started outside the collection; the next run follows it.
+    - C(id), C(status), C(percentage_complete) and C(instances_to_update) as AWS reports them
+      (DescribeInstanceRefreshes), and C(progress), the words of the run's own progress lines
+      (replacing instances, the percentage, how many of how many replaced).
+  type: dict
+  returned: when O(name) is given and the rack exists
 source:
   description:
     - Where the racks were read, and the name C(convox racks) lists them under (C(<org>/<rack>)).

@@ -209,3 +209,33 @@ def test_status_says_when_a_newer_ecs_ami_exists_and_latest_moves_to_it(aws):
     assert "Image       %s (the newest ECS-optimized AMI)" % newest in shown
     assert "  image_id=%s" % newest in shown, "the AMI id, not latest, is recorded"
     assert recap_changed(Runner(aws).playbook(UPDATE, QUICK)) == 0
+
+
+def test_a_run_that_does_not_wait_leaves_the_refresh_to_aws_and_the_status_shows_it(aws):
+    """rack_wait: false starts the refresh and returns, saying so; AWS goes on with it. rack_status
+    (rack_info's instance_refresh) shows it in progress with its progress words, and no more once it
+    ended; the next run then changes nothing (the group took the new type with the refresh's success)."""
+    aws_time(aws, instance_pending=400)  # 20 s: the status below runs while the refresh is in progress
+    try:
+        proc = Runner(aws).playbook(UPDATE, dict(QUICK, rack_instance_type="t3.large", rack_wait=False))
+        said = " ".join((proc.stdout + proc.stderr).split())
+        assert re.search(r"\[WARNING\]: instance refresh \S+ replaces 2 instance\(s\) of %s in AWS; this run did not "
+                         r"wait for it \(wait: false\)" % GROUP, said), said[-3000:]
+        # the warning alone: no [DEPRECATION WARNING] of how it reached ansible (amazon.aws 11 on ansible-core 2.19)
+        assert "DEPRECATION" not in said, said[-3000:]
+        active = refreshes(aws)[0]
+        assert active["Status"] in ("Pending", "InProgress"), active
+        shown = status(aws)
+        line = re.search(r"Refresh     replacing instances: \d+% \(\d/2 replaced\), instance refresh (\S+) (\w+) "
+                         r"\(the next run of update_rack.yml follows it\)", shown)
+        assert line and line.group(1) == active["InstanceRefreshId"], shown[-2000:]
+        deadline = time.monotonic() + 120
+        while refreshes(aws)[0]["Status"] not in ("Successful", "Failed", "Cancelled") and time.monotonic() < deadline:
+            time.sleep(1)
+        assert refreshes(aws)[0]["Status"] == "Successful"
+        shown = status(aws)
+        assert "Refresh " not in shown and "  instance_type=t3.large" in shown, shown[-2000:]
+        assert {i["InstanceType"] for i in group(aws)["Instances"]} == {"t3.large"}
+        assert recap_changed(Runner(aws).playbook(UPDATE, QUICK)) == 0
+    finally:
+        aws_time(aws)

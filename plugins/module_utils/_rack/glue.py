@@ -16,6 +16,7 @@ try:
 except ImportError:  # pragma: no cover - AnsibleAWSModule reports missing botocore first
     botocore = None
 
+from ansible.module_utils.common.warnings import warn as core_warn
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
 
 from .aws import Aws, Deadline, Progress
@@ -139,5 +140,9 @@ def run_module(module, validate, serve):
     if not module._diff:
         result.pop("diff", None)
     for warning in warnings:
-        module.warn(warning)
+        # ansible-core's own warning (what AnsibleModule.warn records): amazon.aws 11's
+        # AnsibleAWSModule.warn also hands its warnings to exit_json on ansible-core 2.19 and later,
+        # which ansible-core then reports as a deprecated practice, a [DEPRECATION WARNING] under
+        # every warning of a run.
+        core_warn(warning)
     module.exit_json(**result)

@@ -14,7 +14,7 @@ from .errors import AWSCallError, RackError
 from .fleet import read_regions, read_source
 from .install import checked_update
 from .naming import RackNames
-from .parts import compute
+from .parts import compute, refresh
 from .reading import read_rack
 from .record import RUN_STATUSES, recorded_status, status_current
 from .status import rack_dict
@@ -98,7 +98,7 @@ def serve(aws, region, params, _check_mode):
     warnings = []
     racks = None
     states = {}
-    identity = image = None
+    identity = image = refreshing = None
     if name is not None:
         try:
             identity = Identity(aws)
@@ -108,6 +108,12 @@ def serve(aws, region, params, _check_mode):
             if read:
                 # whether AWS published a newer ECS-optimised AMI than the rack's (one rack only: two calls)
                 image = compute.image_status(aws, read[0][1])
+                # an instance refresh replacing the instances now (a run with wait: false, a killed run,
+                # or one started outside the collection): one call
+                asg = read[0][1].asg
+                if asg:
+                    active = refresh.active(aws, asg["AutoScalingGroupName"])
+                    refreshing = refresh.summary(active) if active else None
         except AWSCallError as e:
             warnings.append("rack %s could not be read in full (%s); its status is from a partial read" % (name, e.msg))
     if racks is None:
@@ -119,6 +125,8 @@ def serve(aws, region, params, _check_mode):
     result = {"changed": False, "racks": racks, "source": source}
     if image:
         result["image"] = image
+    if name is not None and racks:
+        result["instance_refresh"] = refreshing
     if params.get("drift"):
         identity = identity or Identity(aws)
         result.update(_drift_result([rack_drift(aws, region, identity, r["name"], states.get(r["name"]))

@@ -84,6 +84,14 @@ def progress_words(refresh):
     return "replacing instances: %d%% (%d/%d replaced)" % (pct, total - left, total)
 
 
+def summary(refresh):
+    """What rack_info says of a refresh in progress: its id, status, PercentageComplete,
+    InstancesToUpdate and progress_words."""
+    return {"id": refresh.get("InstanceRefreshId"), "status": refresh.get("Status"),
+            "percentage_complete": refresh.get("PercentageComplete") or 0,
+            "instances_to_update": refresh.get("InstancesToUpdate") or 0, "progress": progress_words(refresh)}
+
+
 def follow(run, group, refresh_id, instances, ours=True):
     """Poll the refresh until it ends, with its own timeout; the progress lines say how far it is.
     A refresh of this rack's wanted configuration that fails, is cancelled or rolls back fails the
