@@ -136,7 +136,7 @@ options:
     type: bool
   flow_logs:
     description:
-      - Flow logs of the rack's VPC (every packet accepted and rejected) delivered to the rack's bucket under
+      - Flow logs of the rack's VPC (every packet accepted and rejected) delivered to the rack's log bucket under
         C(logs/flow/), where they expire after O(log_retention) days. Charged as vended logs delivered to S3,
         plus their S3 storage (see C(docs/security.md)).
       - Unset keeps the rack's recorded setting, else V(true). V(false) deletes the flow log.
@@ -189,8 +189,9 @@ options:
     default: false
   purge_data:
     description:
-      - With O(state=absent), empty the rack's bucket (every object version and delete marker) and
-        delete it. Without it, a bucket holding objects is kept and named in RV(kept_buckets).
+      - With O(state=absent), empty the rack's buckets (every object version and delete marker), its bucket
+        and its log bucket (which holds every log AWS delivered for the rack), and delete them. Without it, a
+        bucket holding objects is kept and named in RV(kept_buckets).
     type: bool
     default: false
   allow_downgrade:

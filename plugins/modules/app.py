@@ -21,10 +21,12 @@ description:
     which refuses while apps exist, find an app by it. It is created first and deleted last.
   - The bucket is hardened as the rack's is (all four public-access-block flags, owner-enforced
     object ownership, default encryption, versioning, a TLS-only policy, expiry of noncurrent
-    versions) and logs its accesses into the rack's bucket under C(logs/apps/<name>/), where the
-    rack's log retention expires them. The rack's bucket policy lets the S3 logging service write
+    versions) and logs its accesses into the rack's log bucket under C(logs/apps/<name>/), where the
+    rack's log retention expires them. The log bucket's policy lets the S3 logging service write
     under C(logs/apps/) only, for source buckets of the same account; the module adds that
     statement to the policy of a rack that lacks it, keeping the policy's other statements.
+    On a rack installed by convox.rack 0.1.0, which has no log bucket until its next update, the
+    bucket logs into the rack's bucket, as then; that update moves it to the log bucket.
   - The repository scans images on push and is encrypted; its tags are immutable unless
     O(immutable_tags=false).
   - The rack must exist. Two apps of the same name on two racks, or on two racks of the same name

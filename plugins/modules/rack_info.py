@@ -121,7 +121,7 @@ racks:
           type: str
         access_logs:
           description:
-            - Where its access logs go, C(s3://<rack bucket>/logs/router); V("") when off. None when not read (the
+            - Where its access logs go, C(s3://<log bucket>/logs/router); V("") when off. None when not read (the
               region-wide listing of M(convox.rack.rack_info) does not read the load balancer's attributes).
           type: str
         deletion_protection:
@@ -148,11 +148,13 @@ racks:
       type: str
     log_bucket:
       description:
-        - The rack's log bucket, C(<bucket>-logs), where S3 delivers the rack bucket's server access logs.
+        - The rack's log bucket, C(<bucket>-logs), where every log AWS delivers for the rack lands (SSE-S3, as
+          those deliveries require); the rack bucket's and the apps' buckets' server access logs, the VPC's flow
+          logs, the load balancer's access logs.
       type: str
     flow_log_id:
       description:
-        - The id of the flow log of the rack's VPC (into the rack's bucket under C(logs/flow/)); None with
+        - The id of the flow log of the rack's VPC (into the rack's log bucket under C(logs/flow/)); None with
           O(convox.rack.rack#module:flow_logs=false), and in the region-wide listing of M(convox.rack.rack_info),
           which does not read flow logs.
       type: str

@@ -206,7 +206,7 @@ def test_bucket_is_hardened_like_the_rack_bucket(created, rack, local_aws):
     assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [
         {"ObjectOwnership": "BucketOwnerEnforced"}]
     enc = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
-    # SSE-KMS with the rack's key and a Bucket Key (issue 14; the rack's own bucket stays SSE-S3).
+    # SSE-KMS with the rack's key and a Bucket Key (issue 14), as the rack's own bucket.
     key = local_aws.client("kms").describe_key(KeyId="alias/convox/%s" % RACK)["KeyMetadata"]["Arn"]
     assert enc["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}
     assert enc["BucketKeyEnabled"] is True
@@ -215,18 +215,24 @@ def test_bucket_is_hardened_like_the_rack_bucket(created, rack, local_aws):
     assert stmt["Effect"] == "Deny" and stmt["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30 and rule["Status"] == "Enabled"
+    # Into the rack's log bucket, which takes every log delivery of the rack.
+    assert rack["log_bucket"] == rack["bucket"] + "-logs"
     assert s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"] == {
-        "TargetBucket": rack["bucket"], "TargetPrefix": "logs/apps/web/"}
+        "TargetBucket": rack["log_bucket"], "TargetPrefix": "logs/apps/web/"}
 
 
-def test_rack_bucket_accepts_the_access_logs(created, rack, direct, local_aws):
+def test_the_log_bucket_accepts_the_access_logs(created, rack, direct, local_aws):
     s3 = local_aws.client("s3")
-    statements = json.loads(s3.get_bucket_policy(Bucket=rack["bucket"])["Policy"])["Statement"]
-    logging = [s for s in statements if s.get("Principal") == {"Service": "logging.s3.amazonaws.com"}]
+    statements = json.loads(s3.get_bucket_policy(Bucket=rack["log_bucket"])["Policy"])["Statement"]
+    logging = [s for s in statements if s.get("Sid") == "AllowS3AccessLogsOfApps"]
     assert len(logging) == 1
+    assert logging[0]["Principal"] == {"Service": "logging.s3.amazonaws.com"}
     assert logging[0]["Effect"] == "Allow" and logging[0]["Action"] == "s3:PutObject"
-    assert logging[0]["Resource"] == "arn:aws:s3:::%s/logs/apps/*" % rack["bucket"]
+    assert logging[0]["Resource"] == "arn:aws:s3:::%s/logs/apps/*" % rack["log_bucket"]
     assert logging[0]["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+    # The rack's own bucket takes no delivery: TLS only.
+    assert [s["Sid"] for s in json.loads(s3.get_bucket_policy(Bucket=rack["bucket"])["Policy"])["Statement"]] == [
+        "DenyInsecureTransport"]
     # The rack's TLS-only statement is still there, and converging the rack keeps the logging one.
     assert any(s["Effect"] == "Deny" for s in statements)
     assert direct.module({"name": RACK})["changed"] is False
@@ -234,7 +240,7 @@ def test_rack_bucket_accepts_the_access_logs(created, rack, direct, local_aws):
 
     # The local AWS delivers access logs at once (AWS within hours), under the app's prefix.
     def delivered():
-        return s3.list_objects_v2(Bucket=rack["bucket"], Prefix="logs/apps/web/").get("KeyCount", 0)
+        return s3.list_objects_v2(Bucket=rack["log_bucket"], Prefix="logs/apps/web/").get("KeyCount", 0)
     before = delivered()
     restore = lift_policy(local_aws, created["result"]["app"]["bucket"])
     try:
@@ -261,8 +267,9 @@ def test_rerun_changes_nothing_and_writes_nothing(created):
     assert untagged["changed"] is False and untagged["app"]["tags"] == {"team": "storefront"}
     # Only reads: the server answered exactly the calls the module counted.
     assert created["rerun_calls"] == rerun["aws_calls"] + untagged["aws_calls"]
-    # 16 before racks had keys; the rack's key is looked up by its alias, its tags confirmed (2 calls).
-    assert rerun["aws_calls"] <= 18
+    # 16 before racks had keys; the rack's key is looked up by its alias, its tags confirmed (2 calls); the log
+    # bucket's tags confirmed before its policy is read (1 call: it takes the app's access logs).
+    assert rerun["aws_calls"] <= 19
 
 
 def test_own_retention_then_back_to_the_rack_one(created, direct, local_aws):
@@ -384,13 +391,19 @@ def test_rack_uninstall_refused_while_apps_exist_then_forced(direct, local_aws):
     assert not forced.get("failed"), forced.get("msg")
     assert app["bucket"] in forced["kept_buckets"] and forced["kept_repositories"] == []
     assert app_resources(local_aws, "forced", "dual") == ["bucket " + app["bucket"]]
-    # The rack's bucket holds the app's access logs: data, kept too.
-    assert live_tagged(local_aws, "forced") == ["bucket " + rack["bucket"]]
+    # The rack's log bucket holds the app's access logs (and the rack bucket's): data, kept too; the rack's
+    # own bucket, which no delivery writes into, held nothing: deleted.
+    assert sorted(forced["kept_buckets"]) == sorted([app["bucket"], rack["log_bucket"]])
+    assert live_tagged(local_aws, "forced") == []
+
+    def buckets():
+        return [b["Name"] for b in local_aws.client("s3").list_buckets()["Buckets"]]
+    assert rack["log_bucket"] in buckets() and rack["bucket"] not in buckets()
     # The app's kept data goes with the app module and purge_data, rack or no rack.
     purged = run_app(direct, {"name": "dual", "rack": "forced", "state": "absent", "purge_data": True})
     assert purged["changed"] is True and app_resources(local_aws, "forced", "dual") == []
     direct.module({"name": "forced", "state": "absent", "purge_data": True})
-    assert live_tagged(local_aws, "forced") == []
+    assert live_tagged(local_aws, "forced") == [] and rack["log_bucket"] not in buckets()
 
 
 BAD = [

@@ -124,9 +124,13 @@ def test_bucket_is_hardened_and_records_parameters(installed, local_aws):
     assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [
         {"ObjectOwnership": "BucketOwnerEnforced"}]
     enc = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
-    assert enc["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    # SSE-KMS with the rack's key and a Bucket Key: no log delivery writes into it (the log bucket takes them)
+    assert enc["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms",
+                                                         "KMSMasterKeyID": installed["result"]["rack"]["kms_key"]}
+    assert enc["BucketKeyEnabled"] is True
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    assert [st["Sid"] for st in policy["Statement"]] == ["DenyInsecureTransport"]
     stmt = policy["Statement"][0]
     assert stmt["Effect"] == "Deny" and stmt["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}

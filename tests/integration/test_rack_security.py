@@ -118,11 +118,12 @@ def test_the_apps_bucket_is_sse_kms_with_a_bucket_key(secured, local_aws):
     assert default == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": arn} and bucket_key is True
 
 
-def test_the_rack_bucket_stays_sse_s3_as_log_delivery_requires(secured, local_aws):
-    """The rack's bucket receives the apps' S3 access logs (and is the place for load balancer
-    logs, which AWS delivers only to SSE-S3 buckets): it keeps SSE-S3 (docs/security.md)."""
-    default = bucket_encryption(local_aws, secured["info"]["bucket"])[0]
-    assert default["SSEAlgorithm"] == "AES256"
+def test_the_rack_bucket_is_sse_kms_with_a_bucket_key(secured, local_aws):
+    """It receives no log delivery (the log bucket takes them all, SSE-S3 as AWS's deliveries require):
+    SSE-KMS with the rack's key, as the apps' buckets (docs/security.md)."""
+    default, bucket_key = bucket_encryption(local_aws, secured["info"]["bucket"])
+    assert default == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_of(local_aws)["Arn"]} and bucket_key is True
+    assert bucket_encryption(local_aws, secured["info"]["log_bucket"])[0] == {"SSEAlgorithm": "AES256"}
 
 
 def test_instance_volumes_use_the_key(secured, local_aws):
@@ -168,8 +169,8 @@ def listeners_of(aws, rack=RACK):
     return {x["Port"]: x for x in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]}
 
 
-def test_the_vpc_has_a_flow_log_of_all_traffic_into_the_rack_bucket(secured, local_aws):
-    bucket, vpc = secured["info"]["bucket"], secured["info"]["vpc_id"]
+def test_the_vpc_has_a_flow_log_of_all_traffic_into_the_log_bucket(secured, local_aws):
+    bucket, vpc = secured["info"]["log_bucket"], secured["info"]["vpc_id"]
     flow = flow_logs_of(local_aws)
     assert len(flow) == 1
     assert flow[0]["ResourceId"] == vpc and flow[0]["TrafficType"] == "ALL"
@@ -178,14 +179,27 @@ def test_the_vpc_has_a_flow_log_of_all_traffic_into_the_rack_bucket(secured, loc
     assert secured["info"]["parameters"]["flow_logs"] is True
 
 
-def test_the_rack_bucket_lets_aws_deliver_flow_logs_and_router_logs_only(secured, local_aws):
+def test_the_rack_bucket_takes_no_delivery_and_is_tls_only(secured, local_aws):
+    assert set(policy_of(local_aws, secured["info"]["bucket"])) == {"DenyInsecureTransport"}
+
+
+def test_the_log_bucket_lets_aws_deliver_every_log_of_the_rack_only(secured, local_aws):
     """The statements AWS documents ("Publish flow logs to Amazon S3"; "Enable access logs for your
-    Application Load Balancer": us-east-1's Elastic Load Balancing account 127311923021)."""
-    bucket = secured["info"]["bucket"]
+    Application Load Balancer": us-east-1's Elastic Load Balancing account 127311923021; "Enabling
+    Amazon S3 server access logging"), each for its prefix."""
+    bucket, rack_bucket = secured["info"]["log_bucket"], secured["info"]["bucket"]
     account = secured["info"]["kms_key"].split(":")[4]
     by_sid = policy_of(local_aws, bucket)
-    assert set(by_sid) == {"DenyInsecureTransport", "AllowS3AccessLogsOfApps", "AllowLoadBalancerAccessLogs",
-                           "AllowFlowLogsDelivery", "AllowFlowLogsAclCheck"}
+    assert set(by_sid) == {"DenyInsecureTransport", "AllowS3AccessLogsOfTheRackBucket", "AllowS3AccessLogsOfApps",
+                           "AllowLoadBalancerAccessLogs", "AllowFlowLogsDelivery", "AllowFlowLogsAclCheck"}
+    apps = by_sid["AllowS3AccessLogsOfApps"]
+    assert apps["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert apps["Resource"] == "arn:aws:s3:::%s/logs/apps/*" % bucket
+    assert apps["Condition"] == {"StringEquals": {"aws:SourceAccount": account},
+                                 "ArnLike": {"aws:SourceArn": "arn:aws:s3:::convox-%s-*" % RACK}}
+    own = by_sid["AllowS3AccessLogsOfTheRackBucket"]
+    assert own["Resource"] == "arn:aws:s3:::%s/logs/bucket/*" % bucket
+    assert own["Condition"]["ArnLike"] == {"aws:SourceArn": "arn:aws:s3:::%s" % rack_bucket}
     router = by_sid["AllowLoadBalancerAccessLogs"]
     assert router["Principal"] == {"AWS": "arn:aws:iam::127311923021:root"}
     assert router["Resource"] == "arn:aws:s3:::%s/logs/router/AWSLogs/%s/*" % (bucket, account)
@@ -195,8 +209,8 @@ def test_the_rack_bucket_lets_aws_deliver_flow_logs_and_router_logs_only(secured
     assert flow["Condition"]["ArnLike"] == {"aws:SourceArn": "arn:aws:logs:%s:%s:*" % (REGION, account)}
 
 
-def test_the_router_logs_into_the_rack_bucket_is_protected_and_drops_invalid_headers(secured, local_aws):
-    bucket = secured["info"]["bucket"]
+def test_the_router_logs_into_the_log_bucket_is_protected_and_drops_invalid_headers(secured, local_aws):
+    bucket = secured["info"]["log_bucket"]
     attrs = lb_attributes(local_aws)
     assert attrs["access_logs.s3.enabled"] == "true" and attrs["access_logs.s3.bucket"] == bucket
     assert attrs["access_logs.s3.prefix"] == "logs/router"
@@ -224,11 +238,71 @@ def test_the_rack_bucket_logs_into_a_log_bucket_of_its_own(secured, local_aws):
     assert {"ID": "expire-logs", "Expiration": {"Days": 7}}.items() <= [r for r in rules if r["ID"] == "expire-logs"][
         0].items()
     assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=log_bucket)
-    by_sid = policy_of(local_aws, log_bucket)
-    assert set(by_sid) == {"DenyInsecureTransport", "AllowS3AccessLogsOfTheRackBucket"}
-    logs = by_sid["AllowS3AccessLogsOfTheRackBucket"]
+    logs = policy_of(local_aws, log_bucket)["AllowS3AccessLogsOfTheRackBucket"]
     assert logs["Principal"] == {"Service": "logging.s3.amazonaws.com"}
     assert logs["Condition"]["ArnLike"] == {"aws:SourceArn": "arn:aws:s3:::%s" % bucket}
+    # and the app's bucket logs into it too, under its own prefix
+    app_bucket = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("convox-%s-%s-" % (RACK, APP))][0]
+    assert s3.get_bucket_logging(Bucket=app_bucket)["LoggingEnabled"] == {"TargetBucket": log_bucket,
+                                                                          "TargetPrefix": "logs/apps/%s/" % APP}
+
+
+def put_back_the_placement_before_the_log_bucket(aws, info):
+    """By hand, a rack as the releases before this one left it: its own bucket SSE-S3 and taking every
+    delivery (its policy's statements then), the flow log, the router and the app logging into it.
+    Returns the old flow log's id and the app's bucket."""
+    bucket, log_bucket, vpc = info["bucket"], info["log_bucket"], info["vpc_id"]
+    s3, ec2 = aws.client("s3"), aws.client("ec2")
+    flow = flow_logs_of(aws)[0]
+    ec2.delete_flow_logs(FlowLogIds=[flow["FlowLogId"]])
+    old_id = ec2.create_flow_logs(
+        ResourceType="VPC", ResourceIds=[vpc], TrafficType="ALL", LogDestinationType="s3",
+        LogDestination="arn:aws:s3:::%s/logs/flow/" % bucket,
+        TagSpecifications=[{"ResourceType": "vpc-flow-log", "Tags": flow["Tags"]}])["FlowLogIds"][0]
+    aws.client("elbv2").modify_load_balancer_attributes(LoadBalancerArn=info["load_balancer"]["arn"], Attributes=[
+        {"Key": "access_logs.s3.bucket", "Value": bucket}])
+    # the log bucket's statements, as they were on the rack's bucket (log_bucket is bucket + "-logs")
+    doc = json.loads(json.dumps(json.loads(s3.get_bucket_policy(Bucket=log_bucket)["Policy"])).replace(log_bucket, bucket))
+    doc["Statement"] = [st for st in doc["Statement"] if st["Sid"] != "AllowS3AccessLogsOfTheRackBucket"]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc))
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]})
+    app_bucket = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("convox-%s-%s-" % (RACK, APP))][0]
+    s3.put_bucket_logging(Bucket=app_bucket, BucketLoggingStatus={"LoggingEnabled": {
+        "TargetBucket": bucket, "TargetPrefix": "logs/apps/%s/" % APP}})
+    return old_id, app_bucket
+
+
+def test_an_update_moves_the_deliveries_of_an_older_rack_into_the_log_bucket(secured, runner, local_aws):
+    """A flow log's destination cannot change (CreateFlowLogs and DeleteFlowLogs only, Amazon EC2 API
+    reference): the update replaces it, and says so before (drift) and when it does; then a rerun changes
+    nothing."""
+    info = secured["info"]
+    bucket, log_bucket = info["bucket"], info["log_bucket"]
+    old_id, app_bucket = put_back_the_placement_before_the_log_bucket(local_aws, info)
+    drift = runner.module({"name": RACK, "drift": True}, module_name="rack_info")["drift"]
+    words = [d["message"] for d in drift]
+    assert ("flow log %s: delivered to arn:aws:s3:::%s/logs/flow/, not to the log bucket (a destination cannot"
+            " change); an update replaces it" % (old_id, bucket)) in words, words
+    assert any(m.startswith("bucket %s: default encryption AES256, wanted aws:kms" % bucket) for m in words), words
+    assert any(m.startswith("bucket %s: access logging s3://%s/logs/apps/%s/" % (app_bucket, bucket, APP))
+               for m in words), words
+    done = runner.playbook("playbooks/update_rack.yml", {"rack": RACK})
+    assert "replaced flow log %s" % old_id in done.stdout, done.stdout[-3000:]
+    assert "updated bucket %s" % app_bucket in done.stdout, done.stdout[-3000:]
+    flow = flow_logs_of(local_aws)
+    assert [f["LogDestination"] for f in flow] == ["arn:aws:s3:::%s/logs/flow/" % log_bucket]
+    assert flow[0]["FlowLogId"] != old_id and rack_info(runner)["flow_log_id"] == flow[0]["FlowLogId"]
+    assert lb_attributes(local_aws)["access_logs.s3.bucket"] == log_bucket
+    assert set(policy_of(local_aws, bucket)) == {"DenyInsecureTransport"}, "exactly the new statements"
+    assert bucket_encryption(local_aws, bucket) == ({"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_of(local_aws)[
+        "Arn"]}, True)
+    assert local_aws.client("s3").get_bucket_logging(Bucket=app_bucket)["LoggingEnabled"] == {
+        "TargetBucket": log_bucket, "TargetPrefix": "logs/apps/%s/" % APP}
+    again = runner.playbook("playbooks/update_rack.yml", {"rack": RACK})
+    assert "no change" in again.stdout, again.stdout[-3000:]
+    app = runner.playbook("playbooks/create_app.yml", {"rack": RACK, "app": APP})
+    assert "app %s of rack %s is running: no change" % (APP, RACK) in app.stdout, app.stdout[-3000:]
 
 
 def test_flow_logs_can_be_turned_off_and_on_and_it_is_recorded(secured, runner, local_aws):
@@ -442,6 +516,8 @@ def test_a_key_of_the_users_is_used_and_never_deleted(runner, local_aws):
     runner.playbook("playbooks/install_rack.yml", own)
     try:
         assert log_group(local_aws, "/convox/%s" % OWN_KEY_RACK).get("kmsKeyId") == arn
+        default, bucket_key = bucket_encryption(local_aws, rack_info(runner, OWN_KEY_RACK)["bucket"])
+        assert default == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": arn} and bucket_key is True
         aliases = [a["AliasName"] for a in kms.list_aliases()["Aliases"]]
         assert "alias/convox/%s" % OWN_KEY_RACK not in aliases, "no key of the rack's own"
         info = rack_info(runner, OWN_KEY_RACK)

@@ -206,6 +206,13 @@ def test_upgrade_from_the_last_release_keeps_every_id_and_object(local_aws, runn
     assert "  would upgrade rack %s from %s to %s" % (RACK, old, new) in planned.stdout, planned.stdout[-3000:]
     assert bucket_tags(old_rack.s3, old_rack.bucket)["convox:version"] == old
 
+    # the working tree's app converge, before the rack's update: the rack has no log bucket yet, so the
+    # app keeps logging into the rack's bucket, as the release made it (the update moves it, below)
+    playbook(runner, account, "create_app.yml", {"rack": RACK, "app": APP})
+    s3, log_bucket = old_rack.s3, old_rack.bucket + "-logs"
+    assert s3.get_bucket_logging(Bucket=old_rack.app_bucket)["LoggingEnabled"]["TargetBucket"] == old_rack.bucket
+    assert log_bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
     upgraded = playbook(runner, account, "update_rack.yml", {"rack": RACK})
     assert ("rack %s is running" % RACK) in upgraded.stdout and "  " + line in upgraded.stdout, upgraded.stdout[-3000:]
     assert "changed=1" in upgraded.stdout
@@ -217,6 +224,15 @@ def test_upgrade_from_the_last_release_keeps_every_id_and_object(local_aws, runn
     groups = account_client(local_aws, account, "logs").describe_log_groups(logGroupNamePrefix="/convox/" + RACK)
     assert {g["logGroupName"]: g["retentionInDays"] for g in groups["logGroups"]} == {
         "/convox/" + RACK: 7, "/convox/%s/apps/%s" % (RACK, APP): 7}
+    # every log delivery now lands in the new log bucket, the app's access logs too; the rack's bucket takes
+    # none (its policy TLS only) and is SSE-KMS with the rack's new key
+    assert s3.get_bucket_logging(Bucket=old_rack.app_bucket)["LoggingEnabled"] == {
+        "TargetBucket": log_bucket, "TargetPrefix": "logs/apps/%s/" % APP}
+    assert [st["Sid"] for st in json.loads(s3.get_bucket_policy(Bucket=old_rack.bucket)["Policy"])["Statement"]] == [
+        "DenyInsecureTransport"]
+    assert "AllowS3AccessLogsOfApps" in s3.get_bucket_policy(Bucket=log_bucket)["Policy"]
+    rule = s3.get_bucket_encryption(Bucket=old_rack.bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms" and rule["BucketKeyEnabled"]
 
     # a rerun, with install_rack.yml this time, changes nothing
     again = playbook(runner, account, "install_rack.yml", {"rack": RACK})
@@ -224,6 +240,8 @@ def test_upgrade_from_the_last_release_keeps_every_id_and_object(local_aws, runn
     assert "upgraded" not in again.stdout
     assert read_objects(old_rack.s3, old_rack.bucket) == OBJECTS
     assert read_objects(old_rack.s3, old_rack.app_bucket) == OBJECTS
+    app = playbook(runner, account, "create_app.yml", {"rack": RACK, "app": APP})
+    assert "changed=0" in app.stdout, app.stdout[-3000:]
 
     # the inventory (as rack_info: one bulk read) moves the rack to the new version's group, with its app
     groups = listed(inventory(local_aws, account, config, tmp_path, "--list"))

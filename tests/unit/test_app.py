@@ -27,6 +27,7 @@ RACK = "prod"
 APP = "web"
 NAMES = naming.AppNames(RACK, APP, REGION, ACCOUNT)
 RACK_BUCKET = RackNames(RACK, REGION, ACCOUNT).bucket
+LOG_BUCKET = RACK_BUCKET + "-logs"
 TAGS = {"System": "convox", "Rack": RACK, "Type": "app", "App": APP}
 REPO_ARN = "arn:aws:ecr:us-east-1:%s:repository/%s" % (ACCOUNT, NAMES.repository)
 REPO_URI = "%s.dkr.ecr.us-east-1.amazonaws.com/%s" % (ACCOUNT, NAMES.repository)
@@ -200,11 +201,19 @@ def queue_no_rack_key(stubbed):
     stubbed.error("kms", "describe_key", "NotFoundException", params={"KeyId": "alias/convox/%s" % RACK})
 
 
-def rack_policy(with_logs=True):
-    doc = D.tls_only_bucket_policy("aws", RACK_BUCKET)
+def rack_policy(with_logs=True, bucket=LOG_BUCKET):
+    """The policy of the bucket the apps log into: the rack's log bucket (the rack's own on a rack of 0.1.0)."""
+    doc = D.tls_only_bucket_policy("aws", bucket)
     if with_logs:
-        doc = D.with_statement(doc, D.access_logs_statement("aws", RACK_BUCKET, RACK, ACCOUNT))
+        doc = D.with_statement(doc, D.access_logs_statement("aws", bucket, RACK, ACCOUNT))
     return json.dumps(doc)
+
+
+def queue_log_bucket(stubbed, with_logs=True):
+    """The rack's log bucket, its tags confirmed, then its policy."""
+    stubbed.ok("s3", "get_bucket_tagging", {"TagSet": tag_list({"System": "convox", "Rack": RACK, "Type": "rack"})},
+               {"Bucket": LOG_BUCKET})
+    stubbed.ok("s3", "get_bucket_policy", {"Policy": rack_policy(with_logs)}, {"Bucket": LOG_BUCKET})
 
 
 def queue_hardened_bucket(stubbed):
@@ -237,7 +246,7 @@ def test_converged_app_is_read_and_left_alone(stubbed):
     queue_rack(stubbed)
     queue_existing_app(stubbed)
     queue_no_rack_key(stubbed)
-    stubbed.ok("s3", "get_bucket_policy", {"Policy": rack_policy()}, {"Bucket": RACK_BUCKET})
+    queue_log_bucket(stubbed)
     queue_hardened_bucket(stubbed)
     result = service(stubbed).present()
     stubbed.assert_all_used()
@@ -253,8 +262,8 @@ def test_new_app_is_created_registration_first(stubbed):
     queue_no_rack_key(stubbed)
     stubbed.ok("logs", "create_log_group", {}, {"logGroupName": NAMES.log_group, "tags": TAGS})
     stubbed.ok("logs", "put_retention_policy", {}, {"logGroupName": NAMES.log_group, "retentionInDays": 30})
-    stubbed.ok("s3", "get_bucket_policy", {"Policy": rack_policy(with_logs=False)}, {"Bucket": RACK_BUCKET})
-    stubbed.ok("s3", "put_bucket_policy", {}, {"Bucket": RACK_BUCKET, "Policy": json.dumps(json.loads(rack_policy()))})
+    queue_log_bucket(stubbed, with_logs=False)
+    stubbed.ok("s3", "put_bucket_policy", {}, {"Bucket": LOG_BUCKET, "Policy": json.dumps(json.loads(rack_policy()))})
     stubbed.ok("s3", "create_bucket", {}, {"Bucket": NAMES.bucket, "ObjectOwnership": "BucketOwnerEnforced"})
     for op in ("put_bucket_tagging", "put_public_access_block", "put_bucket_encryption", "put_bucket_versioning",
                "put_bucket_lifecycle_configuration", "put_bucket_logging", "put_bucket_policy"):
@@ -267,12 +276,38 @@ def test_new_app_is_created_registration_first(stubbed):
     writes = [op for op in stubbed.ops() if not op.split(":")[1].startswith(("get_", "describe_", "list_"))]
     assert writes[:2] == ["logs:create_log_group", "logs:put_retention_policy"], "registered first"
     assert writes.index("s3:put_bucket_logging") > writes.index("s3:put_bucket_policy"), \
-        "the rack bucket accepts the logs before the app bucket sends them"
+        "the log bucket accepts the logs before the app bucket sends them"
     logging = [p for op, p in stubbed.log if op == "s3:put_bucket_logging"][0]
-    assert logging["BucketLoggingStatus"] == {"LoggingEnabled": {"TargetBucket": RACK_BUCKET,
+    assert logging["BucketLoggingStatus"] == {"LoggingEnabled": {"TargetBucket": LOG_BUCKET,
                                                                  "TargetPrefix": "logs/apps/web/"}}
     repo = [p for op, p in stubbed.log if op == "ecr:create_repository"][0]
     assert repo["imageScanningConfiguration"] == {"scanOnPush": True} and repo["imageTagMutability"] == "MUTABLE"
+
+
+def test_an_app_of_a_rack_without_a_log_bucket_logs_into_the_rack_bucket_until_its_update(stubbed):
+    """A rack installed by 0.1.0 has no log bucket until its next update (which moves its apps' logs
+    there: test_upgrade.py): its apps keep logging into the rack's bucket, as that release made them."""
+    queue_identity(stubbed)
+    queue_rack(stubbed)
+    queue_missing_app(stubbed)
+    queue_no_rack_key(stubbed)
+    stubbed.ok("logs", "create_log_group", {}, {"logGroupName": NAMES.log_group, "tags": TAGS})
+    stubbed.ok("logs", "put_retention_policy", {}, {"logGroupName": NAMES.log_group, "retentionInDays": 7})
+    stubbed.error("s3", "get_bucket_tagging", "NoSuchBucket", status=404, params={"Bucket": LOG_BUCKET})
+    stubbed.ok("s3", "get_bucket_policy", {"Policy": rack_policy(bucket=RACK_BUCKET)}, {"Bucket": RACK_BUCKET})
+    stubbed.ok("s3", "create_bucket", {}, {"Bucket": NAMES.bucket, "ObjectOwnership": "BucketOwnerEnforced"})
+    for op in ("put_bucket_tagging", "put_public_access_block", "put_bucket_encryption", "put_bucket_versioning",
+               "put_bucket_lifecycle_configuration", "put_bucket_logging", "put_bucket_policy"):
+        stubbed.ok("s3", op, {})
+    stubbed.ok("ecr", "create_repository", {"repository": {"repositoryUri": REPO_URI}})
+    result = service(stubbed).present()
+    stubbed.assert_all_used()
+    assert not result.get("failed") and result["changed"] is True
+    logging = [p for op, p in stubbed.log if op == "s3:put_bucket_logging"][0]
+    assert logging["BucketLoggingStatus"] == {"LoggingEnabled": {"TargetBucket": RACK_BUCKET,
+                                                                 "TargetPrefix": "logs/apps/web/"}}
+    assert [p["Bucket"] for op, p in stubbed.log if op == "s3:put_bucket_policy"] == [NAMES.bucket], \
+        "the rack bucket's policy (0.1.0's) already takes the logs"
 
 
 def test_check_mode_reads_and_plans_without_writing(stubbed):
@@ -280,7 +315,7 @@ def test_check_mode_reads_and_plans_without_writing(stubbed):
     queue_rack(stubbed)
     queue_missing_app(stubbed)
     queue_no_rack_key(stubbed)
-    stubbed.ok("s3", "get_bucket_policy", {"Policy": rack_policy()}, {"Bucket": RACK_BUCKET})
+    queue_log_bucket(stubbed)
     result = service(stubbed, check_mode=True, immutable_tags=True).present()
     stubbed.assert_all_used()
     assert result["changed"] is True and result["app"]["status"] == "creating"
@@ -348,7 +383,7 @@ def test_drifted_app_is_converged_setting_by_setting(stubbed):
     queue_rack(stubbed)
     queue_existing_app(stubbed, tags={"team": "a"}, retention=14, mutability="IMMUTABLE")
     queue_no_rack_key(stubbed)
-    stubbed.ok("s3", "get_bucket_policy", {"Policy": rack_policy()}, {"Bucket": RACK_BUCKET})
+    queue_log_bucket(stubbed)
     b = {"Bucket": NAMES.bucket}
     stubbed.error("s3", "get_public_access_block", "NoSuchPublicAccessBlockConfiguration", status=404, params=b)
     stubbed.ok("s3", "get_bucket_ownership_controls",

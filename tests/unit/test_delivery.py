@@ -18,11 +18,14 @@ here against its documentation:
 from __future__ import annotations
 
 import fnmatch
+import types
 
 import pytest
 
 from ansible_collections.convox.rack.plugins.module_utils._rack import delivery as L
+from ansible_collections.convox.rack.plugins.module_utils._rack import install
 from ansible_collections.convox.rack.plugins.module_utils._rack.naming import RackNames
+from ansible_collections.convox.rack.plugins.module_utils._rack.params import DEFAULTS
 
 ACCOUNT = "123456789012"
 
@@ -50,7 +53,7 @@ def test_the_load_balancer_logs_principal_is_the_regions(partition, region, prin
     assert fnmatch.fnmatchcase(written, statement["Resource"])
 
 
-def test_the_attributes_send_access_logs_to_the_rack_bucket_and_protect_the_router():
+def test_the_attributes_send_access_logs_to_the_given_bucket_and_protect_the_router():
     attrs = L.load_balancer_attributes("convox-prod-0123456789ab")
     assert attrs == {"routing.http.drop_invalid_header_fields.enabled": "true", "deletion_protection.enabled": "true",
                      "access_logs.s3.enabled": "true", "access_logs.s3.bucket": "convox-prod-0123456789ab",
@@ -84,6 +87,42 @@ def test_the_log_bucket_takes_only_the_rack_buckets_access_logs():
     assert statement["Resource"] == "arn:aws:s3:::%s/logs/bucket/*" % names.log_bucket
     assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT},
                                       "ArnLike": {"aws:SourceArn": "arn:aws:s3:::%s" % names.bucket}}
+
+
+def a_run(region="eu-west-1", partition="aws"):
+    """What install.rack_bucket and install.log_bucket read of a run."""
+    return types.SimpleNamespace(
+        names=RackNames("prod", region, ACCOUNT), region=region, tags={"System": "convox", "Rack": "prod"},
+        identity=types.SimpleNamespace(partition=partition, account=ACCOUNT), wanted=dict(DEFAULTS, instance_count=1),
+        state=types.SimpleNamespace(recorded_parameters={}), deadline=types.SimpleNamespace(seconds=1800))
+
+
+@pytest.mark.parametrize("partition, region", [("aws", "us-east-1"), ("aws", "eu-central-2"), ("aws-cn", "cn-north-1")])
+def test_the_log_bucket_takes_every_delivery_each_under_its_prefix_and_the_rack_bucket_none(partition, region):
+    run = a_run(region, partition)
+    names = run.names
+    spec = install.log_bucket(run)
+    assert spec.name == names.log_bucket and spec.kms_key is None, "SSE-S3: what ELB and S3 deliver to"
+    by_sid = {st["Sid"]: st for st in spec.policy["Statement"]}
+    assert sorted(by_sid) == ["AllowFlowLogsAclCheck", "AllowFlowLogsDelivery", "AllowLoadBalancerAccessLogs",
+                              "AllowS3AccessLogsOfApps", "AllowS3AccessLogsOfTheRackBucket", "DenyInsecureTransport"]
+    log_arn = "arn:%s:s3:::%s" % (partition, names.log_bucket)
+    prefixes = {"AllowS3AccessLogsOfTheRackBucket": "/logs/bucket/", "AllowS3AccessLogsOfApps": "/logs/apps/",
+                "AllowFlowLogsDelivery": "/logs/flow/AWSLogs/%s/" % ACCOUNT,
+                "AllowLoadBalancerAccessLogs": "/logs/router/AWSLogs/%s/" % ACCOUNT}
+    for sid, prefix in prefixes.items():
+        assert by_sid[sid]["Resource"] == log_arn + prefix + "*", sid
+    assert by_sid["AllowFlowLogsAclCheck"]["Resource"] == log_arn
+    assert by_sid["AllowLoadBalancerAccessLogs"]["Principal"] == L.elb_log_principal(partition, region)
+    # what points at it: the router's attributes and the flow log's destination
+    assert L.load_balancer_attributes(names.log_bucket)["access_logs.s3.bucket"] == names.log_bucket
+    assert L.flow_logs_destination(partition, names.log_bucket) == log_arn + "/logs/flow/"
+
+    key = "arn:%s:kms:%s:%s:key/k" % (partition, region, ACCOUNT)
+    rack = install.rack_bucket(run, key)
+    assert rack.name == names.bucket and rack.kms_key == key
+    assert [st["Sid"] for st in rack.policy["Statement"]] == ["DenyInsecureTransport"]
+    assert rack.logging == {"TargetBucket": names.log_bucket, "TargetPrefix": "logs/bucket/"}
 
 
 def test_the_log_bucket_name_fits_s3_for_the_longest_rack_name():

@@ -10,7 +10,8 @@ System=convox, Rack=R, Type=app, App=<app> (plus the user's tags):
   the rack, rack_info and app_info list an app when its log group exists. It is created first and
   deleted last, so a half-made app is always listed (and can be deleted or finished);
 - an S3 bucket for release artifacts and templates (parts/storage.py), hardened like the rack's
-  and logging its accesses into the rack's bucket under logs/apps/<app>/;
+  and logging its accesses into the rack's log bucket under logs/apps/<app>/ (on a rack installed
+  by 0.1.0, which has no log bucket, into the rack's bucket until the rack's update moves them);
 - an ECR repository convox/R/<app> for its images (parts/registry.py)."""
 
 from __future__ import annotations
@@ -68,17 +69,45 @@ def find_rack(aws, rack_names, to_change=True):
     return parameters_from_tags(tags)
 
 
-def bucket_spec(run):
+def bucket_spec(run, log_target=None):
     names = run.names
     return storage.BucketSpec(
         names.bucket, run.region, run.tags, D.app_lifecycle_rules(),
         "noncurrent versions expire after %d days" % D.NONCURRENT_VERSION_DAYS,
         D.tls_only_bucket_policy(run.identity.partition, names.bucket), "TLS only",
-        logging=D.logging_config(names), sync_tags=True, kms_key=run.out.get("kms_key"))
+        logging=D.logging_config(names, log_target), sync_tags=True, kms_key=run.out.get("kms_key"))
+
+
+def log_target(aws, names):
+    """The bucket the app's access logs go to: the rack's log bucket (its tags confirmed); on a rack
+    installed by 0.1.0, which has none until its next update, the rack's own bucket, as then."""
+    if storage.read_log_bucket(aws, names.rack_names) is None:
+        return names.rack_bucket
+    return names.log_bucket
+
+
+def move_access_logs(run):
+    """The rack's converge: each app's bucket that logs into the rack's own bucket (an app of a rack
+    installed by 0.1.0) logs into the log bucket from now on, before the rack bucket's policy stops
+    taking its logs. An app bucket that logs elsewhere or not at all is its app's converge's to fix."""
+    names = run.names
+    for app in run.state.apps:
+        app_names = AppNames.of_rack(names, app)
+        bucket = app_names.bucket
+        enabled = (run.aws.call("s3", "get_bucket_logging", "bucket %s" % bucket, ignore=storage.NOT_FOUND,
+                                Bucket=bucket) or {}).get("LoggingEnabled") or {}
+        if enabled.get("TargetBucket") != names.bucket:
+            continue
+        wanted = D.logging_config(app_names)
+        run.plan.change("bucket", bucket, "update", lambda bucket=bucket, wanted=wanted: run.aws.call(
+            "s3", "put_bucket_logging", "bucket %s" % bucket, Bucket=bucket,
+            BucketLoggingStatus={"LoggingEnabled": wanted}), detail={"logging": {
+                "before": "s3://%s/%s" % (enabled["TargetBucket"], enabled.get("TargetPrefix", "")),
+                "after": "s3://%s/%s" % (wanted["TargetBucket"], wanted["TargetPrefix"])}})
 
 
 def converge(run, wanted):
-    """Log group (the registration) first, the rack bucket's consent to its logs, the bucket, the
+    """Log group (the registration) first, the log bucket's consent to its logs, the bucket, the
     repository; returns the repository's URI."""
     names, state, ident = run.names, run.state, run.identity
     # The rack's key: the user's (recorded kms_key), else the rack's own (found by its alias); a rack
@@ -89,11 +118,12 @@ def converge(run, wanted):
                 run.tags, kms_key=key)
     # The rack module writes the same statement; this adds it (keeping every other statement) to a
     # rack converged before it did, so that the app's logs are delivered either way.
+    target = log_target(run.aws, names)
     storage.ensure_policy_statement(
-        run.aws, run.plan, names.rack_bucket,
-        D.access_logs_statement(ident.partition, names.rack_bucket, names.rack, ident.account),
-        {"policy": "allow S3 access logs under %s" % ACCESS_LOGS_PREFIX})
-    storage.ensure(run.aws, run.plan, bucket_spec(run), state.bucket)
+        run.aws, run.plan, target, D.access_logs_statement(ident.partition, target, names.rack, ident.account),
+        {"policy": "allow S3 access logs under %s" % ACCESS_LOGS_PREFIX},
+        kind="log_bucket" if target == names.log_bucket else "rack_bucket")
+    storage.ensure(run.aws, run.plan, bucket_spec(run, target), state.bucket)
     return registry.ensure(run, wanted["immutable_tags"])
 
 

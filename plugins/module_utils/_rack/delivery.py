@@ -1,13 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, convox.rack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure documents of AWS's log deliveries into a rack's buckets, and of its router's doors.
+"""Pure documents of AWS's log deliveries into a rack's log bucket, and of its router's doors.
 
-- VPC flow logs into the rack's bucket under logs/flow/ (delivered by delivery.logs.amazonaws.com);
-- the load balancer's access logs into the rack's bucket under logs/router/ (delivered by Elastic
-  Load Balancing: its account of the Region, or its service principal in newer Regions);
-- the rack bucket's own server access logs into the rack's log bucket under logs/bucket/
-  (delivered by logging.s3.amazonaws.com);
+- VPC flow logs under logs/flow/ (delivered by delivery.logs.amazonaws.com);
+- the load balancer's access logs under logs/router/ (delivered by Elastic Load Balancing: its
+  account of the Region, or its service principal in newer Regions);
+- the rack bucket's own server access logs under logs/bucket/ (delivered by logging.s3.amazonaws.com;
+  the apps' buckets' under logs/apps/: desired.access_logs_statement);
 - the load balancer's attributes and listeners (HTTPS with a certificate).
 
 No AWS calls here: every document is unit tested (tests/unit/test_delivery.py)."""
@@ -123,7 +123,7 @@ def flow_logs_destination(partition, bucket):
 
 def load_balancer_attributes(bucket):
     """What the router's attributes are: invalid header fields dropped, deletion protection on, access
-    logs into the rack's bucket under logs/router/."""
+    logs into `bucket` (the rack's log bucket) under logs/router/."""
     return {
         "routing.http.drop_invalid_header_fields.enabled": "true",
         "deletion_protection.enabled": "true",

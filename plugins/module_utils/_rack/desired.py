@@ -328,8 +328,9 @@ ACCESS_LOGS_SID = "AllowS3AccessLogsOfApps"
 LOGGING_SERVICE = "logging.s3.amazonaws.com"
 
 
-def access_logs_statement(partition, rack_bucket, rack, account):
-    """The rack bucket's policy statement that lets S3 deliver its apps' access logs.
+def access_logs_statement(partition, bucket, rack, account):
+    """The log bucket's policy statement that lets S3 deliver the rack's apps' access logs (the rack's
+    own bucket's, on a rack installed by 0.1.0 until its next update).
 
     With owner-enforced object ownership, ACL grants to the log delivery group do not work: a
     bucket policy must allow the logging service to put objects, here only under logs/apps/,
@@ -339,19 +340,12 @@ def access_logs_statement(partition, rack_bucket, rack, account):
         "Effect": "Allow",
         "Principal": {"Service": LOGGING_SERVICE},
         "Action": "s3:PutObject",
-        "Resource": "arn:%s:s3:::%s/%s*" % (partition, rack_bucket, ACCESS_LOGS_PREFIX),
+        "Resource": "arn:%s:s3:::%s/%s*" % (partition, bucket, ACCESS_LOGS_PREFIX),
         "Condition": {
             "StringEquals": {"aws:SourceAccount": account},
             "ArnLike": {"aws:SourceArn": "arn:%s:s3:::convox-%s-*" % (partition, rack)},
         },
     }
-
-
-def rack_bucket_policy(partition, bucket, rack, account):
-    """TLS only, and S3 may deliver the apps' access logs under logs/apps/."""
-    policy = tls_only_bucket_policy(partition, bucket)
-    policy["Statement"].append(access_logs_statement(partition, bucket, rack, account))
-    return policy
 
 
 def with_statement(policy, statement):
@@ -377,8 +371,10 @@ def app_lifecycle_rules():
     return [NONCURRENT_VERSIONS_RULE]
 
 
-def logging_config(names):
-    return {"TargetBucket": names.rack_bucket, "TargetPrefix": names.access_logs_prefix}
+def logging_config(names, target=None):
+    """Where an app's bucket logs its accesses: the rack's log bucket (`target`: the rack's own bucket
+    on a rack that has no log bucket yet), under logs/apps/<app>/."""
+    return {"TargetBucket": target or names.log_bucket, "TargetPrefix": names.access_logs_prefix}
 
 
 # -- the rack's KMS key (parts/kms.py) ------------------------------------------------------------------------------

@@ -116,7 +116,8 @@ def _differences(change, state):
         return [("extra", "not the rack's (%s); an update deletes it" % reason if reason else
                  "not the rack's; an update deletes it", {})]
     if action == "replace":
-        return [("outdated", "%s; an update replaces them" % (reason or "of an older type or image"), {})]
+        return [("outdated", "%s; an update replaces %s" % (
+            reason or "of an older type or image", "them" if change["resource"] == "instances" else "it"), {})]
     out = []
     for key, value in detail.items():
         if key == "reason":

@@ -8,6 +8,7 @@ need exist. In check mode a resource still to be created is CHECK_MODE_ID to its
 
 from __future__ import annotations
 
+from . import apps
 from . import delivery as L
 from . import desired as D
 from . import record
@@ -49,8 +50,10 @@ def converge(run):
     compute.resolve_latest(run)
     quotas.check(run)
     key = kms.ensure(run)
-    storage.ensure(run.aws, run.plan, log_bucket(run), run.state.log_bucket)  # the rack bucket logs into it
-    storage.ensure(run.aws, run.plan, rack_bucket(run), run.state.bucket)
+    # the log bucket first: every log delivery below (and the apps') points at it
+    storage.ensure(run.aws, run.plan, log_bucket(run), run.state.log_bucket)
+    apps.move_access_logs(run)  # before the rack bucket's policy stops taking them (a rack of 0.1.0)
+    storage.ensure(run.aws, run.plan, rack_bucket(run, key), run.state.bucket)
     logs.ensure(run.aws, run.plan, run.names.log_group, run.state.log_group, run.state.log_group_tags,
                 w["log_retention"], run.tags, kms_key=key)
     profile_arn = identity.ensure(run)
@@ -81,31 +84,37 @@ def first_status(run):
     return "updating" if run.state.recorded_parameters else "installing"
 
 
-def rack_bucket(run):
-    """The rack's bucket: logs and settings; its tags are the rack's record (record.py). AWS's log
-    deliveries write into it (apps' buckets' access logs, flow logs, the load balancer's access logs);
-    its own access logs go to the log bucket."""
-    names, ident, days = run.names, run.identity, run.wanted["log_retention"]
-    policy = D.rack_bucket_policy(ident.partition, names.bucket, names.rack, ident.account)
-    policy["Statement"] += [L.router_logs_statement(ident.partition, run.region, names.bucket, ident.account)] + \
-        L.flow_logs_statements(ident.partition, run.region, names.bucket, ident.account)
+def rack_bucket(run, key):
+    """The rack's bucket: settings; its tags are the rack's record (record.py). SSE-KMS with the rack's
+    key (`key`: the user's kms_key, or the rack's own) and a Bucket Key, as the apps' buckets; TLS only.
+    It receives no log delivery: its own access logs, as every other log of the rack, go to the log bucket."""
+    names, days = run.names, run.wanted["log_retention"]
     return storage.BucketSpec(
         names.bucket, run.region, record_tags(run.tags, run.wanted, first_status(run), run.deadline.seconds),
-        D.lifecycle_rules(days), "logs expire after %d days" % days, policy,
-        "TLS only; log deliveries: apps' S3 access logs (logs/apps/), flow logs (logs/flow/), the load balancer's"
-        " access logs (logs/router/)", logging={"TargetBucket": names.log_bucket, "TargetPrefix": BUCKET_LOGS_PREFIX})
+        D.lifecycle_rules(days), "logs expire after %d days" % days,
+        D.tls_only_bucket_policy(run.identity.partition, names.bucket), "TLS only",
+        logging={"TargetBucket": names.log_bucket, "TargetPrefix": BUCKET_LOGS_PREFIX}, kms_key=key)
 
 
 def log_bucket(run):
-    """The rack's log bucket: the rack bucket's server access logs (a bucket should not log into
-    itself). SSE-S3, the only default encryption S3 delivers server access logs to; no access logs of
+    """The rack's log bucket: every log AWS delivers for the rack, each service under its prefix and
+    allowed by its statement of the bucket policy: the rack bucket's server access logs (logs/bucket/:
+    a bucket should not log into itself), its apps' buckets' (logs/apps/), the VPC flow logs
+    (logs/flow/), the load balancer's access logs (logs/router/). SSE-S3: the only default encryption
+    the load balancer's access logs and S3's server access logs are delivered to; no access logs of
     its own (docs/security.md)."""
     names, ident, days = run.names, run.identity, run.wanted["log_retention"]
-    policy = D.tls_only_bucket_policy(ident.partition, names.log_bucket)
-    policy["Statement"].append(L.bucket_logs_statement(ident.partition, names.log_bucket, names.bucket, ident.account))
+    bucket, partition, account = names.log_bucket, ident.partition, ident.account
+    policy = D.tls_only_bucket_policy(partition, bucket)
+    policy["Statement"] += [
+        L.bucket_logs_statement(partition, bucket, names.bucket, account),
+        D.access_logs_statement(partition, bucket, names.rack, account),
+        L.router_logs_statement(partition, run.region, bucket, account),
+    ] + L.flow_logs_statements(partition, run.region, bucket, account)
     return storage.BucketSpec(
-        names.log_bucket, run.region, run.tags, D.lifecycle_rules(days), "logs expire after %d days" % days, policy,
-        "TLS only; S3 access logs of the rack's bucket under logs/bucket/", sync_tags=True)
+        bucket, run.region, run.tags, D.lifecycle_rules(days), "logs expire after %d days" % days, policy,
+        "TLS only; log deliveries: the rack bucket's S3 access logs (logs/bucket/), the apps' (logs/apps/), flow"
+        " logs (logs/flow/), the load balancer's access logs (logs/router/)", sync_tags=True)
 
 
 # -- after the parts: replacing instances, waiting until usable ------------------------------------------------

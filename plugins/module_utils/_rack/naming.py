@@ -21,14 +21,15 @@ SYSTEM = "convox"
 BUCKET_NAME_MAX = 63
 DIGEST_LEN = 12
 MAX_RACK_AND_APP = BUCKET_NAME_MAX - len("convox---") - DIGEST_LEN
-# Where S3 delivers an app bucket's access logs in its rack's bucket: logs/apps/<app>/.
+# Every log AWS delivers for a rack lands in its log bucket (<rack bucket>-logs):
+# the apps' buckets' S3 access logs under logs/apps/<app>/ (logs/apps/ in a rack's own bucket
+# for a rack installed by 0.1.0, until its next update makes its log bucket);
 LOGS_PREFIX = "logs/"
 ACCESS_LOGS_PREFIX = LOGS_PREFIX + "apps/"
-# What AWS's log deliveries write into the rack's bucket: VPC flow logs and the load balancer's
-# access logs (each service adds AWSLogs/<account>/... after the prefix).
+# VPC flow logs and the load balancer's access logs (each service adds AWSLogs/<account>/... after the prefix);
 FLOW_LOGS_PREFIX = LOGS_PREFIX + "flow/"
 ROUTER_LOGS_PREFIX = LOGS_PREFIX + "router"
-# Where S3 delivers the rack bucket's own server access logs, in the rack's log bucket.
+# the rack bucket's own server access logs.
 BUCKET_LOGS_PREFIX = LOGS_PREFIX + "bucket/"
 LOG_BUCKET_SUFFIX = "-logs"
 
@@ -50,8 +51,8 @@ class RackNames:
 
     @property
     def log_bucket(self):
-        # The rack bucket's server access logs go here (a bucket should not log into itself):
-        # convox-<25>-<12>-logs is 50 characters, within S3's 63.
+        # Every log delivery of the rack goes here (the rack bucket's server access logs: a bucket
+        # should not log into itself; the apps', the flow logs, the router's): convox-<25>-<12>-logs is 50 characters, within S3's 63.
         return self.bucket + LOG_BUCKET_SUFFIX
 
     @property
@@ -130,6 +131,10 @@ class AppNames:
     @property
     def rack_bucket(self):
         return self.rack_names.bucket
+
+    @property
+    def log_bucket(self):
+        return self.rack_names.log_bucket
 
 
 def system_tags(rack, kind="rack", app=None):

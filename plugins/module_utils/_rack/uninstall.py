@@ -14,8 +14,9 @@ tests/unit/test_teardown_order.py checks the order with botocore's Stubber):
 4. the VPC's flow logs; security groups (instances' first: it references the router's), route tables, subnets,
    internet gateway (detached first), VPC, and their duplicates;
 5. launch template, instance profile and role, log group;
-6. the bucket, then its log bucket: each deleted when empty, emptied first with purge_data, kept
-   (and named) otherwise (the log bucket also while the rack's bucket is kept: it logs into it);
+6. the bucket, then its log bucket (which holds every log AWS delivered for the rack): each deleted
+   when empty, emptied first with purge_data, kept (and named) otherwise (the log bucket also while
+   the rack's bucket is kept: it logs into it);
 7. the rack's KMS key: with purge_data its alias deleted and its deletion scheduled (30 days),
    kept (and named) otherwise: what it encrypted may be kept too.
 
@@ -84,8 +85,9 @@ def _remove_bucket(run, purge_data, kept):
 
 
 def _remove_log_bucket(run, purge_data, kept):
-    """The rack's log bucket, as the rack's: kept while it holds logs (unless purge_data), and while the
-    rack's bucket, which logs into it, is kept."""
+    """The rack's log bucket, as the rack's: kept while it holds logs (every delivery of the rack's:
+    flow logs, the router's, the apps' and the rack bucket's access logs) unless purge_data, and while
+    the rack's bucket, which logs into it, is kept."""
     bucket = run.state.log_bucket
     if bucket is None:
         return

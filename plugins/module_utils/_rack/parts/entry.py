@@ -6,7 +6,7 @@ internet, or internal with internal_only) and its listeners: HTTP on 80 answerin
 apps route through it; with a certificate (certificate_arn) HTTPS on 443 answering so, and 80
 redirecting to 443. Its attributes (delivery.load_balancer_attributes): invalid header fields
 dropped, deletion protection on (turned off right before the load balancer is deleted), access logs
-into the rack's bucket. Found by name, confirmed by tags (one DescribeTags for the load balancer
+into the rack's log bucket. Found by name, confirmed by tags (one DescribeTags for the load balancer
 and its listeners)."""
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def ensure(run, subnets, router_sg):
 
 
 def _attributes(run):
-    return L.load_balancer_attributes(run.names.bucket)
+    return L.load_balancer_attributes(run.names.log_bucket)
 
 
 def bucket_not_ready(error):
