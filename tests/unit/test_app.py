@@ -292,7 +292,7 @@ def test_an_app_of_a_rack_without_a_log_bucket_logs_into_the_rack_bucket_until_i
     queue_missing_app(stubbed)
     queue_no_rack_key(stubbed)
     stubbed.ok("logs", "create_log_group", {}, {"logGroupName": NAMES.log_group, "tags": TAGS})
-    stubbed.ok("logs", "put_retention_policy", {}, {"logGroupName": NAMES.log_group, "retentionInDays": 7})
+    stubbed.ok("logs", "put_retention_policy", {}, {"logGroupName": NAMES.log_group, "retentionInDays": DEFAULTS["log_retention"]})
     stubbed.error("s3", "get_bucket_tagging", "NoSuchBucket", status=404, params={"Bucket": LOG_BUCKET})
     stubbed.ok("s3", "get_bucket_policy", {"Policy": rack_policy(bucket=RACK_BUCKET)}, {"Bucket": RACK_BUCKET})
     stubbed.ok("s3", "create_bucket", {}, {"Bucket": NAMES.bucket, "ObjectOwnership": "BucketOwnerEnforced"})
