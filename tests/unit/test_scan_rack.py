@@ -229,11 +229,11 @@ def test_unknown_case_is_refused_before_anything_runs(capsys):
 
 
 def test_the_kept_run_of_main(run):
-    """The run docs/security.md shows (main at 0.2.0-dev0, log retention a year): what fails on the
-    private rack, each explained (the certificate the user did not give; what AWS requires of the rack's
-    two buckets and of an EC2 role), and what the public rack adds, each a user's choice of a public rack.
+    """The run docs/security.md shows (main at 0.2.0-dev0): what fails on the private rack, each explained
+    (the certificate the user did not give; what AWS requires of the log bucket, which takes every log
+    delivery, and of an EC2 role), and what the public rack adds, each a user's choice of a public rack.
     The findings answered since 0.1.0 (flow logs, the router's logs and deletion protection, the VPC's
-    defaults, log retention, ECR tag immutability) pass."""
+    defaults, log retention, ECR tag immutability, the rack bucket's KMS key) pass."""
     _findings, _context, rows = run
     private = fails(rows[PRIVATE])
     assert {c for c, _n in private} == {
@@ -254,5 +254,5 @@ def test_the_kept_run_of_main(run):
     added = [r for r in rows[PUBLIC] if r["status"] == "FAIL" and r["kind"] == "rack"
              and r["check"] in public - {c for c, _n in private}]
     assert added and all(scan_rack.user_choice(r, PUBLIC, "public", choices)["option"] == "rack_private" for r in added)
-    # the app's bucket is SSE-KMS and logs its accesses: no S3 finding names it
-    assert not [n for c, n in private if c.startswith("s3_") and "-web-" in n]
+    # the rack's and the app's buckets are SSE-KMS and log their accesses: every S3 finding is the log bucket's
+    assert {n for c, n in private if c.startswith("s3_")} == {"convox-scan-private-808d3004587e-logs"}
