@@ -235,7 +235,7 @@ def test_the_rack_bucket_logs_into_a_log_bucket_of_its_own(secured, local_aws):
     assert bucket_encryption(local_aws, log_bucket)[0] == {"SSEAlgorithm": "AES256"}
     assert s3.get_bucket_versioning(Bucket=log_bucket)["Status"] == "Enabled"
     rules = s3.get_bucket_lifecycle_configuration(Bucket=log_bucket)["Rules"]
-    assert {"ID": "expire-logs", "Expiration": {"Days": 7}}.items() <= [r for r in rules if r["ID"] == "expire-logs"][
+    assert {"ID": "expire-logs", "Expiration": {"Days": 365}}.items() <= [r for r in rules if r["ID"] == "expire-logs"][
         0].items()
     assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=log_bucket)
     logs = policy_of(local_aws, log_bucket)["AllowS3AccessLogsOfTheRackBucket"]

@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from aws_proxy import AwsProxy
 from conftest import Runner, live_tagged
 
 SCALE = 0.05
@@ -144,11 +145,26 @@ def test_install_copes_with_a_new_bucket_not_found_yet(realistic_aws):
 def test_install_waits_until_the_load_balancer_may_write_its_access_logs(realistic_aws):
     """Elastic Load Balancing refuses to turn access logs on (InvalidConfigurationRequest "Access Denied
     for bucket") until the bucket policy written at the start of the run counts for it: the run retries
-    that refusal, and only it (parts/entry.py, bucket_not_ready; hashicorp/terraform-provider-aws#12010)."""
-    aws_time(realistic_aws, bucket_policy_propagation=200)  # 10 s
-    proc, _seconds = run(realistic_aws, INSTALL, expect_rc=None, rack="logsok", rack_high_availability=False)
+    that refusal, and only it (parts/entry.py, bucket_not_ready; hashicorp/terraform-provider-aws#12010).
+    It turns them on last (the other attributes right after the create), so that the wait holds up
+    nothing: every refusal comes after the Auto Scaling group was asked for."""
+    aws_time(realistic_aws, bucket_policy_propagation=400)  # 20 s: longer than the converge takes here
+    proxy = AwsProxy(realistic_aws.endpoint).start()
+    try:
+        proc = Runner(realistic_aws).playbook(INSTALL, dict(QUICK, rack="logsok", rack_high_availability=False),
+                                              env=realistic_aws.env_via(proxy.url), expect_rc=None)
+        calls = proxy.forwarded()
+    finally:
+        proxy.stop()
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "rack logsok is running" in proc.stdout
+    names = [c.name for c in calls]
+    modify = [i for i, n in enumerate(names) if n == "elasticloadbalancing:ModifyLoadBalancerAttributes"]
+    refused = [i for i in modify if calls[i].status == 400]
+    group = names.index("autoscaling:CreateAutoScalingGroup")
+    assert names.index("elasticloadbalancing:CreateLoadBalancer") < modify[0] < group and calls[modify[0]].status == 200
+    assert refused and min(refused) > group, [(names[i], calls[i].status) for i in modify]
+    assert calls[modify[-1]].status == 200
     elb = realistic_aws.client("elbv2")
     arn = elb.describe_load_balancers(Names=["convox-logsok"])["LoadBalancers"][0]["LoadBalancerArn"]
     attributes = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}

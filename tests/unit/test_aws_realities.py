@@ -359,3 +359,27 @@ def test_another_invalid_configuration_is_not_retried(stubbed, clock, retry_slee
     with pytest.raises(RackError, match="InvalidConfigurationRequest") as caught:
         entry._set_attributes(run.aws, "convox-prod", LB_ARN, {"idle_timeout.timeout_seconds": "0"})  # pylint: disable=protected-access
     assert retry_sleeps == [] and "attempts" not in caught.value.details
+
+
+def test_the_bucket_check_is_retried_for_two_minutes_not_eight_attempts(stubbed, clock, retry_sleeps):
+    """Eight jittered attempts wait about 35 s in all, less than the minute a bucket policy may take to
+    count for ELB (hashicorp/terraform-provider-aws#12010): this refusal is retried for 120 s of waiting,
+    then fails naming the attempts."""
+    run = make_run(stubbed, clock)
+    # nine refusals: one more than MAX_ATTEMPTS allows another error (the waits before the ninth retry
+    # are at most 1 + 2 + 4 + 8 + 16 + 20 * 3 + 20 = 111 s, within the 120 s whatever the jitter draws)
+    for _attempt in range(9):
+        stubbed.error("elbv2", "modify_load_balancer_attributes", "InvalidConfigurationRequest", message=NOT_YET)
+    stubbed.ok("elbv2", "modify_load_balancer_attributes", {"Attributes": []})
+    entry._set_attributes(run.aws, "convox-prod", LB_ARN, {"access_logs.s3.enabled": "true"})  # pylint: disable=protected-access
+    stubbed.assert_all_used()
+    assert len(retry_sleeps) == 9
+
+    retry_sleeps.clear()
+    for _attempt in range(40):
+        stubbed.error("elbv2", "modify_load_balancer_attributes", "InvalidConfigurationRequest", message=NOT_YET)
+    with pytest.raises(RackError, match="Access Denied for bucket") as caught:
+        entry._set_attributes(run.aws, "convox-prod", LB_ARN, {"access_logs.s3.enabled": "true"})  # pylint: disable=protected-access
+    attempts = caught.value.details["attempts"]
+    assert attempts > 8 and attempts == len(retry_sleeps) + 1
+    assert sum(retry_sleeps) <= entry.BUCKET_NOT_READY_SECONDS

@@ -77,7 +77,7 @@ class Aws:
         url = getattr(self.client(service).meta, "endpoint_url", "") or ""
         return url.split(":", 1)[0].lower() or "https"
 
-    def call(self, service, operation, resource, ignore=(), retry_on=(), retry_when=None, **kwargs):
+    def call(self, service, operation, resource, ignore=(), retry_on=(), retry_when=None, retry_for=None, **kwargs):
         """Call service.operation(**kwargs).
 
         ignore: error codes that mean "not there" and return None (idempotent reads and deletes).
@@ -85,11 +85,14 @@ class Aws:
         AWS releases network interfaces, for example).
         retry_when: a test of a ClientError, true when it is worth retrying for this call: for a code
         AWS also answers to a real mistake, retried only when its message names the transient case.
+        retry_for: seconds of waiting between attempts during which such an error is retried beyond
+        MAX_ATTEMPTS (a state AWS documents as lasting that long); the run's deadline still ends it.
         """
         client = self.client(service)
         method = getattr(client, operation)
         self.calls.append("%s:%s" % (service, operation))
-        return self._translated(resource, operation, ignore, lambda: method(**kwargs), retry_on, retry_when)
+        return self._translated(resource, operation, ignore, lambda: method(**kwargs), retry_on,
+                                (retry_when, retry_for))
 
     def paginate(self, service, operation, resource, ignore=(), **kwargs):
         """A paginated read, retried as a whole; returns the merged result."""
@@ -98,17 +101,20 @@ class Aws:
         return self._translated(resource, operation, ignore,
                                 lambda: client.get_paginator(operation).paginate(**kwargs).build_full_result())
 
-    def _retried(self, do, retry_on=(), retry_when=None):
-        """do(), again after each transient error, until MAX_ATTEMPTS or the run's deadline."""
-        attempt = 0
+    def _retried(self, do, retry_on=(), retry_when=(None, None)):
+        """do(), again after each transient error, until MAX_ATTEMPTS (or, for an error retry_when[0]
+        accepts, retry_when[1] seconds of waiting) or the run's deadline."""
+        attempt, waited = 0, 0.0
+        when, longest = retry_when
         for delay in BackoffIterator(jitter=True, **BACKOFF):
             attempt += 1
             try:
                 return do()
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-                transient = _transient(e, retry_on) or (
-                    retry_when is not None and isinstance(e, botocore.exceptions.ClientError) and retry_when(e))
-                if attempt >= MAX_ATTEMPTS or not transient:
+                accepted = when is not None and isinstance(e, botocore.exceptions.ClientError) and when(e)
+                transient = _transient(e, retry_on) or accepted
+                out_of_attempts = attempt >= MAX_ATTEMPTS and not (accepted and longest and waited + delay <= longest)
+                if out_of_attempts or not transient:
                     e.convox_attempts = attempt
                     raise
                 if self.deadline is not None and self.deadline.remaining() <= delay:
@@ -117,9 +123,10 @@ class Aws:
                     raise
                 self.retries += 1
                 self._sleep(delay)
+                waited += delay
         return None  # pragma: no cover - BackoffIterator never ends
 
-    def _translated(self, resource, operation, ignore, do, retry_on=(), retry_when=None):
+    def _translated(self, resource, operation, ignore, do, retry_on=(), retry_when=(None, None)):
         """Run do() with retries; an `ignore` error code is None, any other failure an AWSCallError."""
         try:
             return self._retried(do, retry_on, retry_when)

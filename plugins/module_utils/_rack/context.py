@@ -36,6 +36,9 @@ class Run:
         self.tags = tags or {}     # the system tags and the user's, on everything created
         self.out = {}              # ids the run made or found, for the result and later steps
         self.warnings = []
+        # Calls a part leaves for the end of the converge (install.converge runs them in order): the
+        # load balancer's access logs, so that ELB's check of their bucket policy holds up nothing.
+        self.later = []
         self.started = datetime.datetime.now(datetime.timezone.utc)
         # Client tokens of this run's creates: the same for botocore's retries of one request,
         # new for each run (a token AWS still remembers must not return a resource deleted since).

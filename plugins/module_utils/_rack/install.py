@@ -74,6 +74,8 @@ def converge(run):
     if w["private"]:
         nat.available(run, nats_pending)  # made meanwhile: the NAT gateways' minutes overlap the rest
         network.ensure_private_routes(run, vpc_id, nats, private)
+    for call in run.later:   # the load balancer's access logs (entry._create)
+        call()
     duplicates.remove_extras(run)
     run.out.update(vpc_id=vpc_id, public_subnet_ids=public, private_subnet_ids=private, bucket=run.names.bucket,
                    log_group=run.names.log_group, kms_key=key, log_bucket=run.names.log_bucket)

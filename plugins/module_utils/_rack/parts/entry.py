@@ -99,17 +99,31 @@ def bucket_not_ready(error):
         "Access Denied for bucket" in message or "S3Bucket validation transient issue" in message)
 
 
+# How long ELB's refusal of the access logs' bucket is retried: twice the minute reported above (the
+# eight attempts of other errors wait about 35 s in all, their backoff being jittered).
+BUCKET_NOT_READY_SECONDS = 120
+
+
 def _set_attributes(aws, name, arn, attributes):
     aws.call("elbv2", "modify_load_balancer_attributes", "load balancer %s" % name, LoadBalancerArn=arn,
-             Attributes=tag_list(attributes), retry_when=bucket_not_ready)
+             Attributes=tag_list(attributes), retry_when=bucket_not_ready, retry_for=BUCKET_NOT_READY_SECONDS)
 
 
 def _create(run, name, subnets, router_sg, scheme):
+    """A new load balancer: its attributes at once, but the access logs at the end of the converge
+    (run.later). ELB refuses them until the log bucket's policy, written at the start of the run,
+    counts for it (bucket_not_ready: up to a minute on AWS); turned on last, that wait overlaps the
+    rest of the converge instead of holding up the launch template and the group. A run killed in
+    between leaves them off; the next run's attribute comparison turns them on."""
     def create():
         created = run.aws.call("elbv2", "create_load_balancer", "load balancer %s" % name, Name=name, Subnets=subnets,
                                SecurityGroups=[router_sg], Scheme=scheme, Type="application", IpAddressType="ipv4",
                                Tags=tag_list(run.tags))["LoadBalancers"][0]
-        _set_attributes(run.aws, name, created["LoadBalancerArn"], _attributes(run))
+        arn = created["LoadBalancerArn"]
+        attributes = _attributes(run)
+        logs = {k: v for k, v in attributes.items() if k.startswith("access_logs.")}
+        _set_attributes(run.aws, name, arn, {k: v for k, v in attributes.items() if k not in logs})
+        run.later.append(lambda: _set_attributes(run.aws, name, arn, logs))
         return created
     created = run.plan.change("load_balancer", name, "create", create)
     run.out["load_balancer"] = _out(run, created["LoadBalancerArn"] if created else CHECK_MODE_ID,
