@@ -255,6 +255,15 @@ def test_converged_app_is_read_and_left_alone(stubbed):
     assert not [op for op in stubbed.ops() if op.split(":")[1].startswith(("put_", "create_", "tag_", "delete_"))]
 
 
+def queue_new_bucket_and_repository(stubbed):
+    """The app's new bucket (created, then each setting put) and its repository."""
+    stubbed.ok("s3", "create_bucket", {}, {"Bucket": NAMES.bucket, "ObjectOwnership": "BucketOwnerEnforced"})
+    for op in ("put_bucket_tagging", "put_public_access_block", "put_bucket_encryption", "put_bucket_versioning",
+               "put_bucket_lifecycle_configuration", "put_bucket_logging", "put_bucket_policy"):
+        stubbed.ok("s3", op, {})
+    stubbed.ok("ecr", "create_repository", {"repository": {"repositoryUri": REPO_URI}})
+
+
 def test_new_app_is_created_registration_first(stubbed):
     queue_identity(stubbed)
     queue_rack(stubbed, rack_tags(**{"convox:log_retention": "30"}))
@@ -264,11 +273,7 @@ def test_new_app_is_created_registration_first(stubbed):
     stubbed.ok("logs", "put_retention_policy", {}, {"logGroupName": NAMES.log_group, "retentionInDays": 30})
     queue_log_bucket(stubbed, with_logs=False)
     stubbed.ok("s3", "put_bucket_policy", {}, {"Bucket": LOG_BUCKET, "Policy": json.dumps(json.loads(rack_policy()))})
-    stubbed.ok("s3", "create_bucket", {}, {"Bucket": NAMES.bucket, "ObjectOwnership": "BucketOwnerEnforced"})
-    for op in ("put_bucket_tagging", "put_public_access_block", "put_bucket_encryption", "put_bucket_versioning",
-               "put_bucket_lifecycle_configuration", "put_bucket_logging", "put_bucket_policy"):
-        stubbed.ok("s3", op, {})
-    stubbed.ok("ecr", "create_repository", {"repository": {"repositoryUri": REPO_URI}})
+    queue_new_bucket_and_repository(stubbed)
     result = service(stubbed).present()
     stubbed.assert_all_used()
     assert result["app"]["log_retention"] == 30, "the rack's retention"
@@ -295,11 +300,7 @@ def test_an_app_of_a_rack_without_a_log_bucket_logs_into_the_rack_bucket_until_i
     stubbed.ok("logs", "put_retention_policy", {}, {"logGroupName": NAMES.log_group, "retentionInDays": DEFAULTS["log_retention"]})
     stubbed.error("s3", "get_bucket_tagging", "NoSuchBucket", status=404, params={"Bucket": LOG_BUCKET})
     stubbed.ok("s3", "get_bucket_policy", {"Policy": rack_policy(bucket=RACK_BUCKET)}, {"Bucket": RACK_BUCKET})
-    stubbed.ok("s3", "create_bucket", {}, {"Bucket": NAMES.bucket, "ObjectOwnership": "BucketOwnerEnforced"})
-    for op in ("put_bucket_tagging", "put_public_access_block", "put_bucket_encryption", "put_bucket_versioning",
-               "put_bucket_lifecycle_configuration", "put_bucket_logging", "put_bucket_policy"):
-        stubbed.ok("s3", op, {})
-    stubbed.ok("ecr", "create_repository", {"repository": {"repositoryUri": REPO_URI}})
+    queue_new_bucket_and_repository(stubbed)
     result = service(stubbed).present()
     stubbed.assert_all_used()
     assert not result.get("failed") and result["changed"] is True
