@@ -329,8 +329,7 @@ def _elb_may_write(policy_text, bucket, key, account):
         elb = ELB_LOG_SERVICE in _listed(principal.get("Service")) or any(
             re.match(r"^arn:[\w-]+:iam::\d{12}:root$", p) and (":%s:" % account) not in p
             for p in _listed(principal.get("AWS")))
-        if elb and any(fnmatch.fnmatchcase("arn:aws:s3:::%s/%s" % (bucket, key), r.replace("arn:aws-us-gov:", "arn:aws:"))
-                       for r in _listed(statement.get("Resource"))):
+        if elb and any(fnmatch.fnmatchcase("arn:aws:s3:::%s/%s" % (bucket, key), r) for r in _listed(statement.get("Resource"))):
             return True
     return False
 

@@ -86,11 +86,15 @@ def log_target(aws, names):
     return names.log_bucket
 
 
-def move_access_logs(run):
+def move_access_logs(run, rack_policy):
     """The rack's converge: each app's bucket that logs into the rack's own bucket (an app of a rack
     installed by 0.1.0) logs into the log bucket from now on, before the rack bucket's policy stops
-    taking its logs. An app bucket that logs elsewhere or not at all is its app's converge's to fix."""
+    taking its logs. An app bucket that logs elsewhere or not at all is its app's converge's to fix.
+    Only while the rack bucket's policy (`rack_policy`) still takes the apps' logs: once it no longer
+    does, no app logs there and a run reads nothing of its apps' buckets."""
     names = run.names
+    if not D.has_sid(rack_policy, D.ACCESS_LOGS_SID):
+        return
     for app in run.state.apps:
         app_names = AppNames.of_rack(names, app)
         bucket = app_names.bucket

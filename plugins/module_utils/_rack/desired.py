@@ -359,6 +359,11 @@ def with_statement(policy, statement):
     return doc
 
 
+def has_sid(policy, sid):
+    """Whether the policy document has a statement of that Sid."""
+    return any(s.get("Sid") == sid for s in (_document(policy) or {}).get("Statement", []))
+
+
 def has_statement(policy, statement):
     policy = _document(policy)
     if not policy:

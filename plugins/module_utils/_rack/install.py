@@ -52,8 +52,10 @@ def converge(run):
     key = kms.ensure(run)
     # the log bucket first: every log delivery below (and the apps') points at it
     storage.ensure(run.aws, run.plan, log_bucket(run), run.state.log_bucket)
-    apps.move_access_logs(run)  # before the rack bucket's policy stops taking them (a rack of 0.1.0)
-    storage.ensure(run.aws, run.plan, rack_bucket(run, key), run.state.bucket)
+    # the rack bucket's configuration, read once: its policy says whether apps still log into it
+    current = storage.read_config(run.aws, run.names.bucket, logging=True) if run.state.bucket else None
+    apps.move_access_logs(run, (current or {}).get("policy"))  # before the rack bucket's policy stops taking them
+    storage.ensure(run.aws, run.plan, rack_bucket(run, key), run.state.bucket, current=current)
     logs.ensure(run.aws, run.plan, run.names.log_group, run.state.log_group, run.state.log_group_tags,
                 w["log_retention"], run.tags, kms_key=key)
     profile_arn = identity.ensure(run)

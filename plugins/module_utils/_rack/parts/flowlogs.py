@@ -27,9 +27,13 @@ def read(aws, state):
                                          Filters=ec2_filters(rack))["FlowLogs"], rack)
 
 
-def _is_wanted(flow_log, vpc_id, destination):
+def _of_every_packet_to_s3(flow_log, vpc_id):
     return (flow_log.get("ResourceId") == vpc_id and flow_log.get("LogDestinationType") == "s3"
-            and flow_log.get("LogDestination") == destination and flow_log.get("TrafficType") == "ALL")
+            and flow_log.get("TrafficType") == "ALL")
+
+
+def _is_wanted(flow_log, vpc_id, destination):
+    return _of_every_packet_to_s3(flow_log, vpc_id) and flow_log.get("LogDestination") == destination
 
 
 def ensure(run, vpc_id):
@@ -64,8 +68,7 @@ def ensure(run, vpc_id):
 
 def _moves(flow_log, vpc_id, destination):
     """The VPC's flow log of every packet into S3, elsewhere than `destination`."""
-    return (flow_log.get("ResourceId") == vpc_id and flow_log.get("LogDestinationType") == "s3"
-            and flow_log.get("TrafficType") == "ALL" and flow_log.get("LogDestination") != destination)
+    return _of_every_packet_to_s3(flow_log, vpc_id) and flow_log.get("LogDestination") != destination
 
 
 def _replace(run, vpc_id, flow_log, destination):

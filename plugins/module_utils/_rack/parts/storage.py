@@ -154,16 +154,17 @@ def create(aws, spec):
             apply()
 
 
-def ensure(aws, plan, spec, bucket):
+def ensure(aws, plan, spec, bucket, current=None):
     """Converge the bucket (`bucket`: what read_tags found): one change to create it, or one per
-    setting (and for its tags) that differs."""
+    setting (and for its tags) that differs. `current`: its read_config, when the caller read it."""
     if bucket is None:
         plan.change("bucket", spec.name, "create", lambda: create(aws, spec))
         return
     if spec.sync_tags:
         # S3 replaces a bucket's whole tag set: one write sets and unsets.
         sync_tags(plan, "bucket", spec.name, bucket["tags"], spec.tags, lambda tags: record.put_tags(aws, spec.name, tags))
-    current = read_config(aws, spec.name, logging=spec.logging is not None)
+    if current is None:
+        current = read_config(aws, spec.name, logging=spec.logging is not None)
     for setting, ok, apply, detail in settings(aws, spec, current, exists=True):
         if not ok:
             if setting in COMPARED:  # small enough to show what it was (drift words it: "versioning Suspended")
