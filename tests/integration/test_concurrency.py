@@ -20,7 +20,7 @@ import pytest
 
 from ansible_collections.convox.rack.plugins.module_utils._rack import lock as L
 from ansible_collections.convox.rack.plugins.module_utils._rack.aws import Aws, Deadline
-from conftest import PLAYBOOKS, ROOT, VENV_BIN, live_tagged
+from conftest import PLAYBOOKS, ROOT, VENV_BIN, Runner, live_tagged
 
 
 def lock_aws(local_aws):
@@ -176,6 +176,40 @@ def test_two_installs_of_one_rack_at_once_build_one_rack(local_aws, runner, dire
     assert again["changed"] is False
     gone = direct.module({"name": rack, "state": "absent"})
     assert gone["changed"] is True and not live_tagged(local_aws, rack)
+
+
+def test_a_quota_refusal_is_decided_under_the_lock(local_aws, aws_proxy, direct):
+    """A run reads the rack without the lock and takes it at its first write; a quota it finds short
+    (parts/quotas.py) is such a read: two installs of one private rack at once, the second counted the
+    first's elastic IPs as others' and refused (CI, stop 18). Now a run takes the lock before refusing:
+    here another run holds it while the region's 5 elastic IPs (AWS's default quota, EC2 user guide,
+    "Elastic IP address quota") leave too few for a new rack; that run frees them and ends, and the
+    install, started again under the lock on what exists then, builds the rack. A region of its own:
+    no other test's addresses count."""
+    rack, region = "quota-race", "ap-southeast-2"
+    ec2 = local_aws.client("ec2", region)
+    others = [ec2.allocate_address(Domain="vpc")["AllocationId"] for _n in range(3)]  # 3 in use: 3 more do not fit
+    aws = Aws(lambda service: local_aws.client(service, region))
+    holder = L.RunLock(aws, rack, Deadline(300), "uninstall of rack %s" % rack).acquire()
+    try:
+        run = start(Runner(local_aws, proxy=aws_proxy), {"name": rack, "region": region, "private": True,
+                                                         "wait_timeout": 300})
+        until = time.monotonic() + 120
+        while not any(r.action == "PutParameter" for r in aws_proxy.forwarded()):  # the install asks for the lock
+            assert run[0].poll() is None and time.monotonic() < until, "the install did not wait for the lock"
+            time.sleep(0.2)
+        for allocation in others:
+            ec2.release_address(AllocationId=allocation)
+    finally:
+        holder.release()
+    result = finish(*run)
+    assert not result.get("failed"), result
+    assert result["changed"] is True and result["rack"]["status"] == "running", result
+    assert [w for w in result.get("warnings", []) if "waited" in w and "another run" in w], result
+    assert len(result["rack"]["private_subnet_ids"]) == 3
+    assert len(ec2.describe_addresses()["Addresses"]) == 3, "the rack's own, one per zone"
+    gone = direct.module({"name": rack, "region": region, "state": "absent"})
+    assert gone["changed"] is True and not ec2.describe_addresses()["Addresses"]
 
 
 def test_installs_of_different_racks_run_side_by_side(local_aws, runner, direct):

@@ -251,6 +251,8 @@ def with_run_lock(aws, rack, deadline, operation, check_mode, run, warnings, rem
     seen = lock.generation()
 
     def take():
+        if lock.held:  # taken before a refusal (Plan.lock_before_refusing), then the first write
+            return
         lock.acquire()
         if lock.contended or lock.taken_over or lock.generation() != seen:
             raise _LockTaken()

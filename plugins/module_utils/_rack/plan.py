@@ -26,6 +26,7 @@ class Plan:
         self.progress = progress  # aws.Progress: the step, for the live progress lines
         self.changes = []
         self.before_first_write = before_first_write
+        self.take_lock = None  # the run lock's first_write (lock.with_run_lock), when the run does not hold it yet
         self._writing = False
 
     def change(self, kind, name, action, apply, detail=None):
@@ -48,6 +49,15 @@ class Plan:
             self._writing = True
             if self.before_first_write:
                 self.before_first_write()
+
+    def lock_before_refusing(self):
+        """Before refusing on what the run read without the lock (a quota): take the lock, so that the
+        refusal is decided on what exists while no other run changes the rack. A run that another held
+        the lock for, or that finds the rack changed since it began, starts again under the lock
+        (lock._LockTaken): two installs of one rack at once, the second no longer counts the elastic IPs
+        of the first as others'. Not in check mode, which never locks."""
+        if not self.check_mode and not self._writing and self.take_lock:
+            self.take_lock()
 
     @property
     def wrote(self):

@@ -76,6 +76,7 @@ class RackService(LockedService):
         run = Run(self.aws, self.region, self.identity, state.names, plan, state, wanted,
                   dict(system_tags(p["name"]), **tags), wait=p.get("wait", True))
         plan.before_first_write = locked_first(first_write, lambda: record.mark(run, install.first_status(run)))
+        plan.take_lock = first_write
         with self._failed_marked(run):
             rolled = install.plan_all(run, previous_version)
             waited = run.wait and not self.check_mode

@@ -61,6 +61,7 @@ def check(run):
         if used + n > limit:
             short.append("%s: %d in use of %d, the rack needs %d more" % (QUOTAS[key][0], used, limit, n))
     if short:
+        run.plan.lock_before_refusing()  # may start the run again under the lock, on what exists then
         raise RackError(
             "rack %s does not fit the quotas of region %s (%s); delete unused ones or ask AWS for more "
             "(Service Quotas console); nothing was changed" % (run.names.rack, run.region, "; ".join(short)),
