@@ -182,13 +182,16 @@ def test_a_quota_refusal_is_decided_under_the_lock(local_aws, aws_proxy, direct)
     """A run reads the rack without the lock and takes it at its first write; a quota it finds short
     (parts/quotas.py) is such a read: two installs of one private rack at once, the second counted the
     first's elastic IPs as others' and refused (CI, stop 18). Now a run takes the lock before refusing:
-    here another run holds it while the region's 5 elastic IPs (AWS's default quota, EC2 user guide,
-    "Elastic IP address quota") leave too few for a new rack; that run frees them and ends, and the
-    install, started again under the lock on what exists then, builds the rack. A region of its own:
-    no other test's addresses count."""
+    here another run holds it while the region's elastic IPs (the account attribute vpc-max-elastic-ips:
+    EC2 user guide, "Elastic IP address quota"; the local AWS's is raised, scripts/moto_server.py) leave
+    too few for a new rack; that run frees them and ends, and the install, started again under the lock
+    on what exists then, builds the rack. A region of its own: no other test's addresses count."""
     rack, region = "quota-race", "ap-southeast-2"
     ec2 = local_aws.client("ec2", region)
-    others = [ec2.allocate_address(Domain="vpc")["AllocationId"] for _n in range(3)]  # 3 in use: 3 more do not fit
+    limit = [int(a["AttributeValues"][0]["AttributeValue"]) for a in ec2.describe_account_attributes()
+             ["AccountAttributes"] if a["AttributeName"] == "vpc-max-elastic-ips"][0]
+    assert not ec2.describe_addresses()["Addresses"]
+    others = [ec2.allocate_address(Domain="vpc")["AllocationId"] for _n in range(limit - 2)]  # 3 more do not fit
     aws = Aws(lambda service: local_aws.client(service, region))
     holder = L.RunLock(aws, rack, Deadline(300), "uninstall of rack %s" % rack).acquire()
     try:

@@ -275,9 +275,12 @@ def test_a_rack_that_does_not_fit_the_quotas_is_refused_before_any_write(stubbed
     bucket, log group and role existed (Amazon VPC quotas: 5 VPCs, 5 gateways, 5 addresses)."""
     run = make_run(stubbed, clock, private=True)
     stubbed.error("service-quotas", "get_service_quota", "NoSuchResourceException")   # addresses: not in SQ
+    # every attribute, the one asked for not first: an answer that ignores AttributeNames (the local AWS's, as
+    # moto's; EC2 API reference, DescribeAccountAttributes) must not make another attribute the quota
     stubbed.ok("ec2", "describe_account_attributes", {"AccountAttributes": [
-        {"AttributeName": "vpc-max-elastic-ips", "AttributeValues": [{"AttributeValue": "5"}]}]})
-    stubbed.ok("ec2", "describe_addresses", {"Addresses": [{"AllocationId": "eipalloc-%d" % i} for i in range(4)]})
+        {"AttributeName": "vpc-max-security-groups-per-interface", "AttributeValues": [{"AttributeValue": "5"}]},
+        {"AttributeName": "vpc-max-elastic-ips", "AttributeValues": [{"AttributeValue": "6"}]}]})
+    stubbed.ok("ec2", "describe_addresses", {"Addresses": [{"AllocationId": "eipalloc-%d" % i} for i in range(5)]})
     stubbed.ok("service-quotas", "get_service_quota", {"Quota": {"Value": 5.0}})
     stubbed.ok("ec2", "describe_internet_gateways", {"InternetGateways": []})
     stubbed.ok("service-quotas", "get_service_quota", {"Quota": {"Value": 5.0}})
@@ -285,7 +288,7 @@ def test_a_rack_that_does_not_fit_the_quotas_is_refused_before_any_write(stubbed
     with pytest.raises(RackError) as e:
         quotas.check(run)
     assert e.value.msg == (
-        "rack prod does not fit the quotas of region us-east-1 (elastic IPs: 4 in use of 5, the rack needs 2 more;"
+        "rack prod does not fit the quotas of region us-east-1 (elastic IPs: 5 in use of 6, the rack needs 2 more;"
         " VPCs: 5 in use of 5, the rack needs 1 more); delete unused ones or ask AWS for more (Service Quotas"
         " console); nothing was changed")
     assert run.plan.changes == []

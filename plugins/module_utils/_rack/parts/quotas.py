@@ -40,6 +40,8 @@ def _limit(aws, key):
         attrs = aws.call("ec2", "describe_account_attributes", "account attribute %s" % attribute,
                          ignore=UNREADABLE, AttributeNames=[attribute]) or {}
         for attr in attrs.get("AccountAttributes", []):
+            if attr.get("AttributeName") != attribute:
+                continue  # the filter not trusted: an answer may hold every attribute (the local AWS's does)
             for value in attr.get("AttributeValues", []):
                 return int(value["AttributeValue"])
     return default
