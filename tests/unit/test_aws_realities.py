@@ -335,6 +335,51 @@ def test_a_type_offered_in_one_zone_only_is_refused(stubbed, clock):
     assert DEFAULTS["instance_type"] == "t3.small"
 
 
+# -- 12. filters confirmed on what came back -----------------------------------------------------------------------------
+# AWS applies a Describe call's filters; an answer that did not (the local AWS ignored some: docs/local-aws.md)
+# must not make the rack terminate another's instance or put a subnet where AWS would not.
+def instance(instance_id, rack, state):
+    return {"InstanceId": instance_id, "State": {"Name": state}, "Tags": [
+        {"Key": k, "Value": v} for k, v in system_tags(rack).items()]}
+
+
+def test_only_the_racks_live_instances_are_terminated_as_strays(stubbed, clock):
+    """Instances outside the rack's group (a group deleted by hand) are terminated; the answer to their
+    DescribeInstances holds another rack's instance and a terminated one, as one that ignored its tag
+    and instance-state-name filters would (EC2 API reference, DescribeInstances: Filter.N)."""
+    run = make_run(stubbed, clock)
+    answer = {"Reservations": [{"Instances": [instance("i-ours", "prod", "running"),
+                                              instance("i-theirs", "staging", "running"),
+                                              instance("i-gone", "prod", "terminated")]}]}
+    stubbed.ok("ec2", "describe_instances", answer)
+    stubbed.ok("ec2", "terminate_instances", {}, {"InstanceIds": ["i-ours"]})
+    stubbed.ok("ec2", "describe_instances", {"Reservations": [{"Instances": [
+        instance("i-ours", "prod", "terminated"), instance("i-theirs", "staging", "running")]}]})
+    compute.terminate_strays(run)
+    stubbed.assert_all_used()
+    assert run.plan.changes == [{"resource": "instances", "name": "i-ours", "action": "delete"}]
+
+
+def test_subnets_go_to_available_zones_only(stubbed, clock):
+    """DescribeAvailabilityZones asked for available zones of type availability-zone, and the offerings
+    for the rack's type: an answer with a Local Zone, an impaired zone and another type's offering (EC2
+    API reference, DescribeAvailabilityZones: State, ZoneType) leaves them out."""
+    run = make_run(stubbed, clock, instance_type="c7g.large")
+    answer = zones("us-east-1a", "us-east-1b", "us-east-1c")
+    answer["AvailabilityZones"][0]["State"] = "impaired"
+    answer["AvailabilityZones"].insert(0, {"ZoneName": "us-east-1-bos-1a", "State": "available",
+                                           "ZoneType": "local-zone"})
+    stubbed.ok("ec2", "describe_availability_zones", answer)
+    stubbed.ok("ec2", "describe_instance_type_offerings", {"InstanceTypeOfferings": [
+        {"InstanceType": itype, "LocationType": "availability-zone", "Location": z}
+        for itype, z in (("c7g.large", "us-east-1-bos-1a"), ("c7g.large", "us-east-1a"), ("t3.small", "us-east-1d"),
+                         ("c7g.large", "us-east-1b"), ("t3.small", "us-east-1c"))]})
+    with pytest.raises(RackError, match=r"region us-east-1 has 1 availability zone\(s\) that offer c7g.large "
+                                        r"\(us-east-1b\)"):
+        network.ensure_subnets(run, "vpc-1")
+    stubbed.assert_all_used()
+
+
 # -- the load balancer's access logs: Elastic Load Balancing checks the bucket --------------------------------------
 LB_ARN = "arn:aws:elasticloadbalancing:us-east-1:%s:loadbalancer/app/convox-prod/1" % ACCOUNT
 NOT_YET = "Access Denied for bucket: %s. Please check S3bucket permission" % NAMES.bucket

@@ -16,7 +16,7 @@ from .. import desired as D
 from ..errors import AWSCallError, RackError
 from ..params import LATEST_IMAGE
 from ..plan import CHECK_MODE_ID
-from ..tags import confirm, ec2_filters, ec2_tag_spec, sync_ec2_tags, sync_tags, tag_dict
+from ..tags import confirm, ec2_filters, ec2_tag_spec, ours_only, sync_ec2_tags, sync_tags, tag_dict
 from ..version import COLLECTION_VERSION
 
 LT_NOT_FOUND = ("InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound")
@@ -43,7 +43,7 @@ def read(aws, state):
 def describe_group(aws, name):
     groups = aws.call("autoscaling", "describe_auto_scaling_groups", "auto scaling group %s" % name,
                       AutoScalingGroupNames=[name])["AutoScalingGroups"]
-    return groups[0] if groups else None
+    return next((g for g in groups if g.get("AutoScalingGroupName") == name), None)
 
 
 # -- the launch template ------------------------------------------------------------------------------------------
@@ -304,7 +304,9 @@ def live_instances(run):
     live = [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]
     res = run.aws.paginate("ec2", "describe_instances", "instances of rack %s" % run.names.rack,
                            Filters=ec2_filters(run.names.rack, live))
-    return [i["InstanceId"] for r in res.get("Reservations", []) for i in r["Instances"]]
+    # what the filters asked for, confirmed on what came back: these may be terminated (terminate_strays)
+    found = ours_only([i for r in res.get("Reservations", []) for i in r["Instances"]], run.names.rack)
+    return [i["InstanceId"] for i in found if (i.get("State") or {}).get("Name") in LIVE_INSTANCE_STATES]
 
 
 def terminate_strays(run):

@@ -24,9 +24,9 @@ def read(aws, state):
     names = state.names
     name = names.load_balancer
     lbs = aws.call("elbv2", "describe_load_balancers", "load balancer %s" % name, ignore=NOT_FOUND, Names=[name])
-    if not (lbs and lbs.get("LoadBalancers")):
+    lb = next((x for x in (lbs or {}).get("LoadBalancers", []) if x.get("LoadBalancerName") == name), None)
+    if lb is None:
         return
-    lb = lbs["LoadBalancers"][0]
     listeners = aws.call("elbv2", "describe_listeners", "load balancer %s" % name,
                          LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
     # One describe_tags for the load balancer and its listeners (20 ARNs a call at most).

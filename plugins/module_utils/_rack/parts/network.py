@@ -125,8 +125,11 @@ def _zones(run, count):
     offered = run.aws.paginate("ec2", "describe_instance_type_offerings", "zones offering %s" % itype,
                                LocationType="availability-zone",
                                Filters=[{"Name": "instance-type", "Values": [itype]}])
-    offering = {o["Location"] for o in offered.get("InstanceTypeOfferings", [])}
-    names = sorted(z["ZoneName"] for z in zones["AvailabilityZones"] if z["ZoneName"] in offering)
+    # the filters confirmed on what came back (an answer may ignore them): an opt-in Local Zone or an
+    # impaired zone is no place for the rack's subnets
+    offering = {o["Location"] for o in offered.get("InstanceTypeOfferings", []) if o.get("InstanceType") == itype}
+    names = sorted(z["ZoneName"] for z in zones["AvailabilityZones"] if z["ZoneName"] in offering
+                   and z.get("State") == "available" and z.get("ZoneType", "availability-zone") == "availability-zone")
     if len(names) < 2:
         raise RackError("region %s has %d availability zone(s) that offer %s (%s); a rack needs at least 2"
                         % (run.region, len(names), itype, ", ".join(names) or "none"))
