@@ -27,8 +27,9 @@ def read(aws, state):
     names = state.names
     lts = aws.call("ec2", "describe_launch_templates", "launch template %s" % names.launch_template,
                    ignore=LT_NOT_FOUND, LaunchTemplateNames=[names.launch_template])
-    if lts and lts.get("LaunchTemplates"):
-        lt = lts["LaunchTemplates"][0]
+    lt = next((x for x in (lts or {}).get("LaunchTemplates", []) if x.get("LaunchTemplateName") == names.launch_template),
+              None)
+    if lt is not None:
         confirm(tag_dict(lt.get("Tags")), "launch template %s" % names.launch_template, names.rack)
         versions = aws.call("ec2", "describe_launch_template_versions", "launch template %s" % names.launch_template,
                             LaunchTemplateId=lt["LaunchTemplateId"], Versions=["$Default"])["LaunchTemplateVersions"]
@@ -296,7 +297,8 @@ def delete_group(run, name, waits):
     asg("delete_auto_scaling_group", AutoScalingGroupName=name, ForceDelete=True)
 
     def gone():
-        return not (asg("describe_auto_scaling_groups", AutoScalingGroupNames=[name]) or {}).get("AutoScalingGroups")
+        found = (asg("describe_auto_scaling_groups", AutoScalingGroupNames=[name]) or {}).get("AutoScalingGroups")
+        return not [g for g in found or [] if g.get("AutoScalingGroupName") == name]
     waits.append(("auto scaling group %s to terminate its instances and go" % name, gone))
 
 

@@ -17,10 +17,9 @@ def read(aws, state):
     names = state.names
     what = "ECR repository %s" % names.repository
     found = aws.call("ecr", "describe_repositories", what, ignore=NOT_FOUND, repositoryNames=[names.repository])
-    repos = (found or {}).get("repositories", [])
-    if not repos:
+    repo = next((r for r in (found or {}).get("repositories", []) if r.get("repositoryName") == names.repository), None)
+    if repo is None:
         return
-    repo = repos[0]
     tags = tag_dict(aws.call("ecr", "list_tags_for_resource", what, resourceArn=repo["repositoryArn"]).get("tags"))
     confirm(tags, what, names.rack, "app", names.app)
     state.repository, state.repository_tags = repo, tags
