@@ -68,6 +68,11 @@ makes. Each fix names the bug; none changes what AWS would answer (5 answers as 
     its default network ACL, which DescribeNetworkAcls then lists with the VPC gone. AWS: "When you
     delete the VPC, it deletes the default security group, network ACL, and route table for the VPC"
     (EC2 API reference, DeleteVpc). The fix deletes the default ACL with its VPC.
+14. moto 5.2.5's CreateNetworkAclEntry and ReplaceNetworkAclEntry read the ICMP type and code under
+    `Icmp.Code`/`Icmp.Type`, which its request parsing names `IcmpTypeCode`: they are lost, and
+    DescribeNetworkAcls shows an ICMP rule without the IcmpTypeCode that AWS returns (EC2 API
+    reference, NetworkAclEntry: "IcmpTypeCode: ICMP protocol: The ICMP type and code"). The fix keeps
+    them, so that the rack's ICMP rule of the default ACL is compared with its type and code.
 
 Besides these fixes, scripts/realism.py adds a realism mode (off unless switched on, see there):
 AWS's time (NAT gateways pending, load balancers provisioning, ...) and its transient refusals.
@@ -87,6 +92,7 @@ from moto.ec2.models import flow_logs as _flow_logs
 from moto.ec2.models import launch_templates as _launch_templates
 from moto.ec2.models import nat_gateways as _nat_gateways
 from moto.ec2.models import vpcs as _vpcs
+from moto.ec2.responses import network_acls as _network_acls_responses
 from moto.ec2.utils import is_tag_filter, tag_filter_matches
 from moto.ecs import responses as _ecs_responses
 from moto.elbv2 import exceptions as _elbv2_exceptions
@@ -216,6 +222,25 @@ def _delete_vpc(self, vpc_id):
 
 
 _vpcs.VPCBackend.delete_vpc = _delete_vpc  # fix 13
+
+
+def _with_icmp(method):
+    def answer(self):
+        result = method(self)
+        icmp = self._get_param("IcmpTypeCode") or {}
+        if icmp:
+            acl = self.ec2_backend.network_acls[self._get_param("NetworkAclId")]
+            for entry in acl.network_acl_entries:
+                if (str(entry.rule_number) == str(self._get_param("RuleNumber"))
+                        and str(entry.egress).lower() == str(self._get_param("Egress")).lower()):
+                    entry.icmp_type, entry.icmp_code = icmp.get("Type"), icmp.get("Code")
+        return result
+    return answer
+
+
+for _name in ("create_network_acl_entry", "replace_network_acl_entry"):
+    setattr(_network_acls_responses.NetworkACLs, _name,
+            _with_icmp(getattr(_network_acls_responses.NetworkACLs, _name)))  # fix 14
 
 # After the fixes above: realism wraps some of the same methods, and is inert until switched on.
 realism.install()

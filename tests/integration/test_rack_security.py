@@ -436,17 +436,24 @@ def test_rules_added_by_hand_to_the_defaults_are_shown_as_drift_and_removed_by_a
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     ec2.replace_network_acl_entry(NetworkAclId=acl["NetworkAclId"], RuleNumber=110, Protocol="-1", RuleAction="allow",
                                   Egress=False, CidrBlock="0.0.0.0/0")
+    # ICMP narrowed to echo requests: path MTU discovery's "fragmentation needed" (type 3) no longer comes in.
+    # The type and code are compared as AWS returns them (NetworkAclEntry.IcmpTypeCode; moto_server.py fix 14).
+    ec2.replace_network_acl_entry(NetworkAclId=acl["NetworkAclId"], RuleNumber=150, Protocol="1", RuleAction="allow",
+                                  Egress=False, CidrBlock="0.0.0.0/0", IcmpTypeCode={"Type": 8, "Code": 0})
     assert admitted(default_acl(local_aws, vpc), "6", 22)
     drift = runner.module({"name": RACK, "drift": True}, module_name="rack_info")["drift"]
     words = [d["message"] for d in drift]
     assert any(m.startswith("security group %s: ingress rule" % group["GroupId"]) and "default group" in m
                for m in words), words
     assert any(m.startswith("network ACL %s: inbound replace rule 110" % acl["NetworkAclId"]) for m in words), words
+    assert any(m.startswith("network ACL %s: inbound replace rule 150" % acl["NetworkAclId"]) for m in words), words
     done = runner.playbook("playbooks/update_rack.yml", {"rack": RACK})
     assert "updated security group %s" % group["GroupId"] in done.stdout, done.stdout[-3000:]
     assert "updated network ACL %s" % acl["NetworkAclId"] in done.stdout, done.stdout[-3000:]
     assert default_group(local_aws, vpc)["IpPermissions"] == []
     assert not admitted(default_acl(local_aws, vpc), "6", 22)
+    assert [e.get("IcmpTypeCode") for e in default_acl(local_aws, vpc)["Entries"]
+            if e["RuleNumber"] == 150 and not e["Egress"]] == [{"Type": -1, "Code": -1}], "every ICMP type again"
     again = runner.playbook("playbooks/update_rack.yml", {"rack": RACK})
     assert "no change" in again.stdout, again.stdout[-3000:]
 

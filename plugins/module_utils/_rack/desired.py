@@ -230,7 +230,8 @@ def instance_ingress(router_sg_id, instances_sg_id):
 # ephemeral ports (answers to what the instances sent out) and ICMP (path MTU discovery) admitted; every other
 # protocol meets the ACL's last rule (*, deny), which AWS keeps. Security groups still decide what reaches an
 # instance: this is the second layer that CIS AWS Foundations 5.1 (and Security Hub EC2.21) ask for.
-# Outbound rules stay as AWS makes them (everything). [(rule number, protocol, action, cidr, from, to)]
+# Outbound rules stay as AWS makes them (everything). [(rule number, protocol, action, cidr, from, to)]: from and to
+# are the ports of TCP and UDP, ICMP's type and code (-1: all), None for all protocols.
 ACL_ANYWHERE = "0.0.0.0/0"
 
 
@@ -241,15 +242,16 @@ def network_acl_ingress(vpc_cidr):
         (120, "6", "deny", ACL_ANYWHERE, 3389, 3389),
         (130, "6", "allow", ACL_ANYWHERE, 0, 65535),
         (140, "17", "allow", ACL_ANYWHERE, 1024, 65535),
-        (150, "1", "allow", ACL_ANYWHERE, None, None),
+        (150, "1", "allow", ACL_ANYWHERE, -1, -1),
     ]
 
 
 def acl_entry_key(entry):
     """An inbound IPv4 entry of DescribeNetworkAcls as network_acl_ingress's tuple."""
-    ports = entry.get("PortRange") or {}
+    ports, icmp = entry.get("PortRange") or {}, entry.get("IcmpTypeCode") or {}
     proto = str(entry.get("Protocol"))
-    lo, hi = (ports.get("From"), ports.get("To")) if proto in ("6", "17") else (None, None)
+    lo, hi = ((ports.get("From"), ports.get("To")) if proto in ("6", "17") else
+              (icmp.get("Type"), icmp.get("Code")) if proto == "1" else (None, None))
     return (entry.get("RuleNumber"), proto, entry.get("RuleAction"), entry.get("CidrBlock"), lo, hi)
 
 
@@ -257,10 +259,10 @@ def acl_entry_args(key):
     """CreateNetworkAclEntry's (and ReplaceNetworkAclEntry's) arguments for one network_acl_ingress tuple."""
     number, proto, action, cidr, lo, hi = key
     args = {"RuleNumber": number, "Protocol": proto, "RuleAction": action, "Egress": False, "CidrBlock": cidr}
-    if lo is not None:
-        args["PortRange"] = {"From": lo, "To": hi}
     if proto == "1":
-        args["IcmpTypeCode"] = {"Type": -1, "Code": -1}
+        args["IcmpTypeCode"] = {"Type": lo, "Code": hi}
+    elif lo is not None:
+        args["PortRange"] = {"From": lo, "To": hi}
     return args
 
 
