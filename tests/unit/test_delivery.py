@@ -10,7 +10,9 @@ here against its documentation:
 - "Publish flow logs to Amazon S3" (Amazon VPC user guide), "Amazon S3 bucket permissions for flow
   logs": delivery.logs.amazonaws.com may s3:PutObject under <folder>/AWSLogs/<account>/ with
   s3:x-amz-acl bucket-owner-full-control, and s3:GetBucketAcl on the bucket, both with
-  aws:SourceAccount and aws:SourceArn arn:<partition>:logs:<region>:<account>:*.
+  aws:SourceAccount and aws:SourceArn arn:<partition>:logs:<region>:<account>:*. "Logs sent to Amazon S3"
+  (CloudWatch Logs user guide, a note): s3:ListBucket too, with the same conditions as s3:GetBucketAcl,
+  else the delivery's checks show as AccessDenied in CloudTrail.
 - "Enabling Amazon S3 server access logging" (S3 user guide): logging.s3.amazonaws.com may
   s3:PutObject under the target prefix, with aws:SourceArn the source bucket and aws:SourceAccount.
 """
@@ -74,7 +76,7 @@ def test_flow_logs_statements_are_the_documented_two_with_the_confused_deputy_gu
     assert write["Resource"] == "arn:%s:s3:::%s/logs/flow/AWSLogs/%s/*" % (partition, bucket, ACCOUNT)
     assert write["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT, "s3:x-amz-acl": "bucket-owner-full-control"},
                                   "ArnLike": {"aws:SourceArn": source_arn}}
-    assert acl["Action"] == "s3:GetBucketAcl" and acl["Resource"] == "arn:%s:s3:::%s" % (partition, bucket)
+    assert acl["Action"] == ["s3:GetBucketAcl", "s3:ListBucket"] and acl["Resource"] == "arn:%s:s3:::%s" % (partition, bucket)
     assert acl["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}, "ArnLike": {"aws:SourceArn": source_arn}}
     # The flow log's destination is that folder of the bucket.
     assert L.flow_logs_destination(partition, bucket) == "arn:%s:s3:::%s/logs/flow/" % (partition, bucket)

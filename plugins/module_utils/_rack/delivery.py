@@ -79,7 +79,9 @@ def flow_logs_statements(partition, region, bucket, account):
     """The two statements of "Amazon S3 bucket permissions for flow logs" (Amazon VPC user guide,
     "Publish flow logs to Amazon S3"): the log delivery service writes under logs/flow/AWSLogs/<account>/
     and reads the bucket's ACL, only for this account's deliveries of this Region
-    (aws:SourceAccount, aws:SourceArn: the confused-deputy guard the page shows)."""
+    (aws:SourceAccount, aws:SourceArn: the confused-deputy guard the page shows). The second takes
+    s3:ListBucket beside s3:GetBucketAcl, as CloudWatch Logs' "Logs sent to Amazon S3" asks (without it
+    the delivery's checks show as AccessDenied in CloudTrail)."""
     source = {"StringEquals": {"aws:SourceAccount": account},
               "ArnLike": {"aws:SourceArn": "arn:%s:logs:%s:%s:*" % (partition, region, account)}}
     write = {
@@ -95,7 +97,7 @@ def flow_logs_statements(partition, region, bucket, account):
         "Sid": FLOW_LOGS_ACL_SID,
         "Effect": "Allow",
         "Principal": {"Service": LOG_DELIVERY_SERVICE},
-        "Action": "s3:GetBucketAcl",
+        "Action": ["s3:GetBucketAcl", "s3:ListBucket"],
         "Resource": "arn:%s:s3:::%s" % (partition, bucket),
         "Condition": source,
     }
