@@ -83,7 +83,7 @@ DEFAULT_TIMINGS = {
     # for ModifyLoadBalancerAttributes to accept the bucket, 60 s were
     "bucket_policy_propagation": 45.0,
 }
-DEFAULT_SWITCHES = {"ecs_managed_tag": True, "failed_launches": True}
+DEFAULT_SWITCHES = {"ecs_managed_tag": True, "failed_launches": True, "log_delivery_policy": True}
 
 
 class Realism:
@@ -843,6 +843,60 @@ def _patch_ecs():
     EC2ContainerServiceBackend.create_capacity_provider = create_capacity_provider
 
 
+# CreateFlowLogs to a bucket whose policy lacks the log delivery's statements appends them (CloudWatch Logs user
+# guide, "Logs sent to Amazon S3": "If the bucket has a resource policy but that policy doesn't contain the statement
+# shown in the previous policy, and the user setting up the logging has the S3:GetBucketPolicy and
+# S3:PutBucketPolicy permissions for the bucket, that statement is appended to the bucket's resource policy";
+# Amazon VPC user guide, "Amazon S3 bucket permissions for flow logs", for the statements). Modelled at its worst
+# for a caller that compares its policy: AWS knows its statements by their Sids, so a policy whose own
+# statements allow the same under other Sids still gets AWS's two.
+AWS_LOG_DELIVERY = "delivery.logs.amazonaws.com"
+
+
+def aws_log_delivery_statements(bucket, folder, account, region):
+    condition = {"StringEquals": {"aws:SourceAccount": account},
+                 "ArnLike": {"aws:SourceArn": "arn:aws:logs:%s:%s:*" % (region, account)}}
+    return [
+        {"Sid": "AWSLogDeliveryWrite", "Effect": "Allow", "Principal": {"Service": AWS_LOG_DELIVERY},
+         "Action": "s3:PutObject", "Resource": "arn:aws:s3:::%s/%sAWSLogs/%s/*" % (bucket, folder, account),
+         "Condition": {"StringEquals": dict(condition["StringEquals"], **{"s3:x-amz-acl": "bucket-owner-full-control"}),
+                       "ArnLike": condition["ArnLike"]}},
+        {"Sid": "AWSLogDeliveryAclCheck", "Effect": "Allow", "Principal": {"Service": AWS_LOG_DELIVERY},
+         "Action": ["s3:GetBucketAcl", "s3:ListBucket"], "Resource": "arn:aws:s3:::%s" % bucket,
+         "Condition": condition},
+    ]
+
+
+def _patch_flow_logs():
+    from moto.ec2.models import flow_logs
+    from moto.s3.models import s3_backends
+    original = flow_logs.FlowLogsBackend.create_flow_logs
+
+    def create_flow_logs(self, resource_type, resource_ids, traffic_type, deliver_logs_permission_arn,
+                         log_destination_type, log_destination, *args, **kwargs):
+        made, failed = original(self, resource_type, resource_ids, traffic_type, deliver_logs_permission_arn,
+                                log_destination_type, log_destination, *args, **kwargs)
+        if made and REALISM.on("log_delivery_policy") and log_destination_type == "s3" and log_destination:
+            path = log_destination.split(":::", 1)[-1]
+            bucket_name, _sep, folder = path.partition("/")
+            folder = folder + "/" if folder and not folder.endswith("/") else folder
+            try:
+                bucket = s3_backends[self.account_id]["aws"].get_bucket(bucket_name)
+                text = bucket.policy.decode("utf-8") if isinstance(bucket.policy, bytes) else bucket.policy
+                policy = json.loads(text) if text else {"Version": "2012-10-17", "Statement": []}
+            except Exception:  # noqa: BLE001 - no bucket, or no readable policy: nothing to append to
+                return made, failed
+            sids = {st.get("Sid") for st in policy.get("Statement", [])}
+            added = [st for st in aws_log_delivery_statements(bucket_name, folder, self.account_id, self.region_name)
+                     if st["Sid"] not in sids]
+            if added:
+                policy["Statement"] = list(policy.get("Statement", [])) + added
+                bucket.policy = json.dumps(policy).encode("utf-8")
+        return made, failed
+
+    flow_logs.FlowLogsBackend.create_flow_logs = create_flow_logs
+
+
 def _patch_tagging():
     from moto.core.resource_tagging import TaggedResource, make_tag_matcher, match_resource_type
     from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
@@ -883,6 +937,7 @@ def install():
     _patch_autoscaling()
     _patch_iam()
     _patch_ecs()
+    _patch_flow_logs()
     _patch_tagging()
     DomainDispatcherApplication.__call__ = middleware(DomainDispatcherApplication.__call__)
     setting = os.environ.get("MOTO_REALISM", "").strip()

@@ -11,6 +11,7 @@ The harness itself is checked, behaviour by behaviour, in test_realism_harness.p
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -119,6 +120,9 @@ def test_racks_drops_a_rack_just_uninstalled(two_racks):
 
 # --- one behaviour each ------------------------------------------------------------------------
 def test_rerun_keeps_amazon_ecs_managed_and_changes_nothing(realistic_aws):
+    """What AWS adds to the rack is no drift: the AmazonECSManaged tag of the group (ecs_managed_tag), and the
+    log delivery's statements that CreateFlowLogs appends to the log bucket's policy (log_delivery_policy,
+    scripts/realism.py: CloudWatch Logs user guide, "Logs sent to Amazon S3")."""
     aws_time(realistic_aws, ecs_managed_tag=True)
     run(realistic_aws, INSTALL, rack="ecstag", rack_high_availability=False)
     proc, _seconds = run(realistic_aws, INSTALL, rack="ecstag", rack_high_availability=False)
@@ -126,6 +130,11 @@ def test_rerun_keeps_amazon_ecs_managed_and_changes_nothing(realistic_aws):
     tags = realistic_aws.client("autoscaling").describe_auto_scaling_groups(
         AutoScalingGroupNames=["convox-ecstag"])["AutoScalingGroups"][0]["Tags"]
     assert "AmazonECSManaged" in [t["Key"] for t in tags]
+    s3 = realistic_aws.client("s3")
+    log_bucket = [b["Name"] for b in s3.list_buckets()["Buckets"]
+                  if b["Name"].startswith("convox-ecstag-") and b["Name"].endswith("-logs")][0]
+    sids = [st.get("Sid") for st in json.loads(s3.get_bucket_policy(Bucket=log_bucket)["Policy"])["Statement"]]
+    assert "AWSLogDeliveryWrite" in sids and "AllowFlowLogsDelivery" in sids, sids
 
 
 def test_install_waits_for_a_new_instance_profile(realistic_aws):

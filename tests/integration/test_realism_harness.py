@@ -314,6 +314,29 @@ def test_capacity_provider_adds_amazon_ecs_managed_to_its_group(aws):
     assert tags["AmazonECSManaged"]["Value"] == "" and tags["AmazonECSManaged"]["PropagateAtLaunch"] is True
 
 
+def test_a_flow_log_to_a_bucket_appends_the_log_deliverys_statements_to_its_policy(aws):
+    """CloudWatch Logs user guide, "Logs sent to Amazon S3": a policy without the statement gets it appended;
+    AWS's own Sids (AWSLogDeliveryWrite, AWSLogDeliveryAclCheck), the policy's other statements kept, none twice."""
+    s3, ec2 = aws.client("s3"), aws.client("ec2")
+    s3.create_bucket(Bucket="flow-target")
+    own = {"Sid": "Mine", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket",
+           "Resource": "arn:aws:s3:::flow-target"}
+    s3.put_bucket_policy(Bucket="flow-target", Policy=json.dumps({"Version": "2012-10-17", "Statement": [own]}))
+    vpc, _subnets, _sg = network(aws)
+    ec2.create_flow_logs(ResourceType="VPC", ResourceIds=[vpc], TrafficType="ALL", LogDestinationType="s3",
+                         LogDestination="arn:aws:s3:::flow-target/logs/flow/")
+    assert [st["Sid"] for st in json.loads(s3.get_bucket_policy(Bucket="flow-target")["Policy"])["Statement"]] == [
+        "Mine"], "realism off: nothing appended"
+    on(aws)
+    for _vpc in (vpc, network(aws)[0]):
+        ec2.create_flow_logs(ResourceType="VPC", ResourceIds=[_vpc], TrafficType="ALL", LogDestinationType="s3",
+                             LogDestination="arn:aws:s3:::flow-target/logs/flow/")
+    statements = json.loads(s3.get_bucket_policy(Bucket="flow-target")["Policy"])["Statement"]
+    assert [st["Sid"] for st in statements] == ["Mine", "AWSLogDeliveryWrite", "AWSLogDeliveryAclCheck"]
+    assert statements[1]["Resource"] == "arn:aws:s3:::flow-target/logs/flow/AWSLogs/123456789012/*"
+    assert statements[1]["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+
+
 def test_failed_launch_is_a_scaling_activity(aws):
     _vpc, subnets, _sg = network(aws)
     lt_id = launch_template(aws, image_parameter=ARM_IMAGE)  # an arm64 image on t3.small (x86_64)

@@ -20,11 +20,13 @@ here against its documentation:
 from __future__ import annotations
 
 import fnmatch
+import json
 import types
 
 import pytest
 
 from ansible_collections.convox.rack.plugins.module_utils._rack import delivery as L
+from ansible_collections.convox.rack.plugins.module_utils._rack import desired as D
 from ansible_collections.convox.rack.plugins.module_utils._rack import install
 from ansible_collections.convox.rack.plugins.module_utils._rack.naming import RackNames
 from ansible_collections.convox.rack.plugins.module_utils._rack.params import DEFAULTS
@@ -141,3 +143,17 @@ def test_listeners_without_and_with_a_certificate():
     assert L.REDIRECT_TO_HTTPS["RedirectConfig"]["Protocol"] == "HTTPS"
     assert https[443] == ("HTTPS", L.NOT_FOUND_404, {"SslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
                                                      "Certificates": [{"CertificateArn": cert}]})
+
+
+def test_statements_aws_appends_for_log_delivery_are_no_drift_others_are():
+    """CreateFlowLogs appends AWS's statements to a policy that lacks them (CloudWatch Logs user guide, "Logs
+    sent to Amazon S3"); they are AWS's, not a change to undo. A statement of that Sid for anyone else is drift."""
+    wanted = D.tls_only_bucket_policy("aws", "b-logs")
+    wanted["Statement"] += L.flow_logs_statements("aws", "us-east-1", "b-logs", ACCOUNT)
+    aws_write = {"Sid": "AWSLogDeliveryWrite", "Effect": "Allow", "Principal": {"Service": L.LOG_DELIVERY_SERVICE},
+                 "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b-logs/logs/flow/AWSLogs/%s/*" % ACCOUNT}
+    current = dict(wanted, Statement=wanted["Statement"] + [aws_write])
+    assert D.policy_equal(json.dumps(current), wanted)
+    someone = dict(aws_write, Principal={"AWS": "arn:aws:iam::210987654321:root"})
+    assert not D.policy_equal(json.dumps(dict(wanted, Statement=wanted["Statement"] + [someone])), wanted)
+    assert not D.policy_equal(json.dumps(dict(wanted, Statement=[aws_write])), wanted), "the rack's own still count"

@@ -308,9 +308,27 @@ def _document(policy):
     return policy
 
 
+# The statements AWS itself appends to a bucket's policy when a log delivery to it is set up and the policy
+# lacks them (CloudWatch Logs user guide, "Logs sent to Amazon S3": "that statement is appended to the
+# bucket's resource policy"; Amazon VPC user guide, "Amazon S3 bucket permissions for flow logs"), under these
+# Sids, for the log delivery service. The rack's own statements already allow the delivery: AWS's are no drift.
+AWS_LOG_DELIVERY_SIDS = ("AWSLogDeliveryWrite", "AWSLogDeliveryAclCheck")
+
+
+def added_by_aws(statement):
+    principal = statement.get("Principal")
+    return (str(statement.get("Sid") or "").startswith(AWS_LOG_DELIVERY_SIDS)
+            and isinstance(principal, dict) and principal.get("Service") == "delivery.logs.amazonaws.com")
+
+
 def policy_equal(current, wanted):
+    """Whether a bucket's policy is the wanted one, the statements AWS adds for log deliveries aside."""
     current = _document(current)
-    return current is not None and _canon(current) == _canon(wanted)
+    if current is None:
+        return False
+    if isinstance(current.get("Statement"), list):
+        current = dict(current, Statement=[st for st in current["Statement"] if not added_by_aws(st)])
+    return _canon(current) == _canon(wanted)
 
 
 def _canon(doc):
