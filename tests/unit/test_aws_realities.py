@@ -19,7 +19,7 @@ from ansible_collections.convox.rack.plugins.module_utils._rack.errors import Ra
 from ansible_collections.convox.rack.plugins.module_utils._rack.naming import RackNames, system_tags
 from ansible_collections.convox.rack.plugins.module_utils._rack.params import DEFAULTS, effective_parameters
 from ansible_collections.convox.rack.plugins.module_utils._rack.parts import (
-    cluster, compute, entry, nat, network, quotas, storage)
+    cluster, compute, entry, kms, logs, nat, network, quotas, storage)
 from ansible_collections.convox.rack.plugins.module_utils._rack.plan import Plan
 from ansible_collections.convox.rack.plugins.module_utils._rack.state import RackState
 
@@ -378,6 +378,48 @@ def test_subnets_go_to_available_zones_only(stubbed, clock):
                                         r"\(us-east-1b\)"):
         network.ensure_subnets(run, "vpc-1")
     stubbed.assert_all_used()
+
+
+# -- 13. a KMS key just made ---------------------------------------------------------------------------------------------
+# AWS KMS developer guide, "AWS KMS eventual consistency": a change "typically takes less than a few seconds ...
+# but in some cases it can take several minutes", with NotFoundException meanwhile (its example: a call right
+# after CreateKey). CloudWatch Logs, not seeing the key yet, answers as for a key it may not use.
+KEY_ARN = "arn:aws:kms:us-east-1:%s:key/1234abcd-12ab-34cd-56ef-1234567890ab" % ACCOUNT
+NO_KEY = "The specified KMS key does not exist or is not allowed to be used with Arn " \
+         "'arn:aws:logs:us-east-1:%s:log-group:/convox/prod'" % ACCOUNT
+
+
+def test_the_calls_naming_a_new_key_wait_until_kms_sees_it(stubbed, clock, retry_sleeps):
+    run = make_run(stubbed, clock)
+    stubbed.ok("iam", "create_service_linked_role", {"Role": {
+        "Path": "/aws-service-role/", "RoleName": "AWSServiceRoleForAutoScaling", "RoleId": "AROA1234567890EXAMPLE",
+        "Arn": "arn:aws:iam::%s:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+               % ACCOUNT, "CreateDate": datetime.datetime(2026, 1, 1)}})
+    stubbed.ok("kms", "create_key", {"KeyMetadata": {"KeyId": KEY_ARN.rsplit("/", 1)[1], "Arn": KEY_ARN}})
+    stubbed.error("kms", "enable_key_rotation", "NotFoundException", message="Key '%s' does not exist" % KEY_ARN)
+    stubbed.ok("kms", "enable_key_rotation", {})
+    stubbed.error("kms", "create_alias", "NotFoundException", message="Key '%s' does not exist" % KEY_ARN)
+    stubbed.ok("kms", "create_alias", {})
+    assert kms.ensure(run) == KEY_ARN and run.new_kms_key == KEY_ARN
+    stubbed.assert_all_used()
+    assert len(retry_sleeps) == 2
+
+
+def test_a_log_group_waits_for_a_new_key_and_only_for_a_new_one(stubbed, clock, retry_sleeps):
+    run = make_run(stubbed, clock)
+    for _attempt in range(10):  # more than MAX_ATTEMPTS: NEW_KEY_SECONDS of waiting decide
+        stubbed.error("logs", "create_log_group", "AccessDeniedException", message=NO_KEY)
+    stubbed.ok("logs", "create_log_group", {})
+    stubbed.ok("logs", "put_retention_policy", {})
+    logs.ensure(run.aws, run.plan, "/convox/prod", None, {}, 365, {"Rack": "prod"}, kms_key=KEY_ARN, new_key=True)
+    stubbed.assert_all_used()
+    assert len(retry_sleeps) == 10 and sum(retry_sleeps) <= logs.NEW_KEY_SECONDS
+
+    retry_sleeps.clear()  # a key of the user's, or one made by an earlier run: the refusal is the answer
+    stubbed.error("logs", "create_log_group", "AccessDeniedException", message=NO_KEY)
+    with pytest.raises(RackError, match="AccessDeniedException"):
+        logs.ensure(run.aws, Plan(False), "/convox/prod", None, {}, 365, {"Rack": "prod"}, kms_key=KEY_ARN)
+    assert retry_sleeps == []
 
 
 # -- the load balancer's access logs: Elastic Load Balancing checks the bucket --------------------------------------

@@ -39,6 +39,8 @@ class Run:
         # Calls a part leaves for the end of the converge (install.converge runs them in order): the
         # load balancer's access logs, so that ELB's check of their bucket policy holds up nothing.
         self.later = []
+        # The ARN of the KMS key this run created: other services may not see it at once (parts/logs.py).
+        self.new_kms_key = None
         self.started = datetime.datetime.now(datetime.timezone.utc)
         # Client tokens of this run's creates: the same for botocore's retries of one request,
         # new for each run (a token AWS still remembers must not return a resource deleted since).

@@ -57,7 +57,7 @@ def converge(run):
     apps.move_access_logs(run, (current or {}).get("policy"))  # before the rack bucket's policy stops taking them
     storage.ensure(run.aws, run.plan, rack_bucket(run, key), run.state.bucket, current=current)
     logs.ensure(run.aws, run.plan, run.names.log_group, run.state.log_group, run.state.log_group_tags,
-                w["log_retention"], run.tags, kms_key=key)
+                w["log_retention"], run.tags, kms_key=key, new_key=key == run.new_kms_key)
     profile_arn = identity.ensure(run)
     vpc_id = network.ensure_vpc(run)
     flowlogs.ensure(run, vpc_id)

@@ -44,16 +44,29 @@ def read_rack(aws, state):
     state.log_group, state.log_group_tags = read_group(aws, names.log_group, listed, (names.rack, "rack", None))
 
 
-def ensure(aws, plan, name, group, current_tags, days, tags, kms_key=None):
+# A KMS key made moments before: CloudWatch Logs may not see it yet (AWS KMS developer guide, "AWS KMS eventual
+# consistency": "typically ... less than a few seconds ..., but in some cases it can take several minutes") and
+# answers as for a key it may not use. Retried for this long, only for a key the run has just created.
+NEW_KEY_SECONDS = 120
+
+
+def key_not_seen_yet(error):
+    err = error.response.get("Error", {})
+    return (err.get("Code") == "AccessDeniedException"
+            and "specified KMS key does not exist or is not allowed" in (err.get("Message") or ""))
+
+
+def ensure(aws, plan, name, group, current_tags, days, tags, kms_key=None, new_key=False):
     """Create the group (with its retention, encrypted with kms_key when given), or converge its
     retention, key and tags. An existing group takes the key with AssociateKmsKey (CloudWatch Logs
     user guide, "Encrypt log data in CloudWatch Logs using AWS KMS": new events are encrypted with
-    it from then on)."""
+    it from then on). new_key: kms_key was created by this run (key_not_seen_yet is retried)."""
     def logs(op, **kw):
         return aws.call("logs", op, "log group %s" % name, **kw)
+    keyed = {"retry_when": key_not_seen_yet, "retry_for": NEW_KEY_SECONDS} if new_key else {}
     if group is None:
         def create():
-            extra = {"kmsKeyId": kms_key} if kms_key else {}
+            extra = dict(keyed, kmsKeyId=kms_key) if kms_key else {}
             logs("create_log_group", logGroupName=name, tags=tags, **extra)
             logs("put_retention_policy", logGroupName=name, retentionInDays=days)
         plan.change("log_group", name, "create", create)
@@ -63,7 +76,7 @@ def ensure(aws, plan, name, group, current_tags, days, tags, kms_key=None):
             "put_retention_policy", logGroupName=name, retentionInDays=days),
             detail={"retention_days": {"before": group.get("retentionInDays"), "after": days}})
     if kms_key and group.get("kmsKeyId") != kms_key:
-        plan.change("log_group", name, "update", lambda: logs("associate_kms_key", logGroupName=name, kmsKeyId=kms_key),
+        plan.change("log_group", name, "update", lambda: logs("associate_kms_key", logGroupName=name, kmsKeyId=kms_key, **keyed),
                     detail={"kms_key": {"before": group.get("kmsKeyId"), "after": kms_key}})
     arn = group["tag_arn"]
     sync_tags(plan, "log_group", name, current_tags, tags,
