@@ -37,7 +37,8 @@ from aws_proxy import AwsProxy  # noqa: E402
 TIMINGS = {"nat_pending": 120.0, "lb_provisioning": 150.0, "instance_pending": 90.0, "profile_propagation": 15.0,
            "agent_registration": 30.0,
            "nat_deleting": 60.0, "asg_delete": 120.0, "lb_eni_linger": 150.0, "latency": 0.05,
-           "s3_consistency": 0.0, "ec2_consistency": 0.0, "tagging_lag": 0.0, "bucket_policy_propagation": 0.0}
+           "s3_consistency": 0.0, "ec2_consistency": 0.0, "tagging_lag": 0.0, "bucket_policy_propagation": 0.0,
+           "kms_consistency": 0.0}
 CASES = {"private": {"rack_private": True, "rack_high_availability": False, "rack_instance_count": 1},
          "high-availability": {"rack_private": True, "rack_high_availability": True, "rack_instance_count": 3}}
 # (label, the call that asks for it, the timings that make it ready after that call)

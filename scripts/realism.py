@@ -82,6 +82,8 @@ DEFAULT_TIMINGS = {
     # hashicorp/terraform-provider-aws#12010: after the bucket policy was written, 30 s were not enough
     # for ModifyLoadBalancerAttributes to accept the bucket, 60 s were
     "bucket_policy_propagation": 45.0,
+    # AWS KMS developer guide, "AWS KMS eventual consistency": "typically ... less than a few seconds"
+    "kms_consistency": 5.0,
 }
 DEFAULT_SWITCHES = {"ecs_managed_tag": True, "failed_launches": True, "log_delivery_policy": True}
 
@@ -104,6 +106,7 @@ class Realism:
             self.fresh_buckets = {}       # bucket -> time after which it answers
             self.fresh_policies = {}      # bucket -> time after which Elastic Load Balancing sees its policy
             self.fresh_profiles = {}      # (account, profile name) -> time after which EC2 sees it
+            self.fresh_keys = {}          # KMS key id or ARN -> time after which KMS and CloudWatch Logs see it
             self.lingering = {}           # subnet/sg/vpc id -> (until, load balancer name)
             self.activities = {}          # (account, region, group) -> [scaling activity dicts]
             self.tag_history = {}         # (account, region) -> {arn: [(time, tags or None, type)]}
@@ -360,6 +363,47 @@ def _elb_bucket_refusal(action, form, account):
                         "Access Denied for bucket: %s. Please check S3bucket permission" % bucket)
 
 
+# --- KMS: a key just made ------------------------------------------------------------------------
+# AWS KMS developer guide, "AWS KMS eventual consistency" (docs.aws.amazon.com/kms/latest/developerguide/
+# programming-eventual-consistency.html): "You might get unexpected errors, such as a NotFoundException ...
+# For example, AWS KMS might return a NotFoundException if you call GetParametersForImport immediately after
+# calling CreateKey." CloudWatch Logs, given such a key (CreateLogGroup kmsKeyId, AssociateKmsKey), answers as
+# for a key it may not use: AccessDeniedException "The specified KMS key does not exist or is not allowed to be
+# used with Arn '<log group ARN>'" (the words of hashicorp/terraform-provider-aws#29282).
+def _json_body(body):
+    try:
+        return json.loads(body.decode("utf-8")) if body else {}
+    except ValueError:
+        return {}
+
+
+def _fresh_key(key):
+    with REALISM.lock:
+        return bool(key) and REALISM.fresh_keys.get(key, 0) > _now()
+
+
+def _kms_refusal(service, action, body, account, region):
+    params = _json_body(body)
+    if service == "kms" and action != "CreateKey":
+        key = params.get("KeyId") or params.get("TargetKeyId")
+        if _fresh_key(key):
+            return error_answer("kms", "NotFoundException", "Key '%s' does not exist" % key)
+    elif service == "logs" and action in ("CreateLogGroup", "AssociateKmsKey") and _fresh_key(params.get("kmsKeyId")):
+        return error_answer("logs", "AccessDeniedException",
+                            "The specified KMS key does not exist or is not allowed to be used with Arn "
+                            "'arn:aws:logs:%s:%s:log-group:%s'" % (region, account, params.get("logGroupName")))
+    return None
+
+
+def _remember_key(answer):
+    meta = _json_body(answer).get("KeyMetadata") or {}
+    until = _now() + REALISM.seconds("kms_consistency")
+    with REALISM.lock:
+        for key in (meta.get("KeyId"), meta.get("Arn")):
+            if key:
+                REALISM.fresh_keys[key] = until
+
+
 # --- the middleware -------------------------------------------------------------------------------
 _MUTATING = re.compile(r"^(Describe|Get|List|Head|Lookup|Search|Check|Validate)")
 _CRED = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -423,6 +467,8 @@ def middleware(app_call):
             refused = _s3_no_such_bucket(action, path)
         elif service == "elasticloadbalancing":
             refused = _elb_bucket_refusal(action, form, _account(environ, access_key))
+        elif service in ("kms", "logs"):
+            refused = _kms_refusal(service, action, body, _account(environ, access_key), region)
         tag_service = service  # the signing name is the SERVICE_NAMESPACE of moto's backend (s3, ec2, ...)
         mutating = not _MUTATING.match(action) and REALISM.seconds("tagging_lag") > 0 and tag_service != "tagging"
         if mutating and not refused:
@@ -449,6 +495,8 @@ def middleware(app_call):
             elif service == "s3" and action == "CreateBucket":
                 with REALISM.lock:
                     REALISM.fresh_buckets[_s3_bucket(path)] = _now() + REALISM.seconds("s3_consistency")
+            elif service == "kms" and action == "CreateKey":
+                _remember_key(answer)
             elif service == "s3" and action == "PutBucketPolicy":
                 with REALISM.lock:
                     REALISM.fresh_policies[_s3_bucket(path)] = _now() + REALISM.seconds("bucket_policy_propagation")

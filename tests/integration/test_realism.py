@@ -28,7 +28,8 @@ RACKS = "playbooks/racks.yml"
 # Progress lines every second instead of every 15 (rack_poll_interval): only the test's waiting changes.
 QUICK = {"rack_poll_interval": 1}
 # AWS's time, without the transient refusals of the faults below (each of their tests turns its own on).
-AWS_TIME = {"profile_propagation": 0, "s3_consistency": 0, "ec2_consistency": 0, "bucket_policy_propagation": 0}
+AWS_TIME = {"profile_propagation": 0, "s3_consistency": 0, "ec2_consistency": 0, "bucket_policy_propagation": 0,
+            "kms_consistency": 0}
 
 
 def aws_time(aws, ecs_managed_tag=False, **timings):
@@ -178,6 +179,20 @@ def test_install_waits_until_the_load_balancer_may_write_its_access_logs(realist
     arn = elb.describe_load_balancers(Names=["convox-logsok"])["LoadBalancers"][0]["LoadBalancerArn"]
     attributes = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
     assert attributes["access_logs.s3.enabled"] == "true" and attributes["access_logs.s3.bucket"].startswith("convox-logsok-")
+
+
+def test_install_copes_with_a_new_kms_key_not_seen_yet(realistic_aws):
+    """The rack's key answers NotFoundException, and CloudWatch Logs refuses it, for 5 s after CreateKey (AWS KMS
+    eventual consistency, scripts/realism.py): the calls naming it are retried (parts/kms.py, parts/logs.py)."""
+    aws_time(realistic_aws, kms_consistency=100)  # 5 s
+    proc, _seconds = run(realistic_aws, INSTALL, expect_rc=None, rack="newkey", rack_high_availability=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "rack newkey is running" in proc.stdout
+    kms = realistic_aws.client("kms")
+    key = kms.describe_key(KeyId="alias/convox/newkey")["KeyMetadata"]
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    groups = realistic_aws.client("logs").describe_log_groups(logGroupNamePrefix="/convox/newkey")["logGroups"]
+    assert [g.get("kmsKeyId") for g in groups if g["logGroupName"] == "/convox/newkey"] == [key["Arn"]]
 
 
 def test_install_copes_with_new_ec2_ids_not_found_yet(realistic_aws):

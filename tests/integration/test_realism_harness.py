@@ -28,7 +28,7 @@ def aws(realistic_aws):
 def on(aws, **timings):
     """Realism on at SCALE, with no latency and no lag unless asked, so each test sees its own behaviour."""
     base = {"latency": 0, "s3_consistency": 0, "ec2_consistency": 0, "tagging_lag": 0,
-            "profile_propagation": 0, "bucket_policy_propagation": 0}
+            "profile_propagation": 0, "bucket_policy_propagation": 0, "kms_consistency": 0}
     return aws.realism(scale=SCALE, timings=dict(base, **timings))
 
 
@@ -335,6 +335,21 @@ def test_a_flow_log_to_a_bucket_appends_the_log_deliverys_statements_to_its_poli
     assert [st["Sid"] for st in statements] == ["Mine", "AWSLogDeliveryWrite", "AWSLogDeliveryAclCheck"]
     assert statements[1]["Resource"] == "arn:aws:s3:::flow-target/logs/flow/AWSLogs/123456789012/*"
     assert statements[1]["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+
+
+def test_a_new_kms_key_is_not_found_by_kms_nor_usable_by_cloudwatch_logs_for_a_moment(aws):
+    on(aws, kms_consistency=300)  # 3 s
+    kms, logs = aws.client("kms"), aws.client("logs")
+    key = kms.create_key()["KeyMetadata"]
+    err = error_of(kms.enable_key_rotation, KeyId=key["KeyId"])
+    assert err["Code"] == "NotFoundException" and key["KeyId"] in err["Message"]
+    assert error_of(kms.create_alias, AliasName="alias/fresh", TargetKeyId=key["Arn"])["Code"] == "NotFoundException"
+    err = error_of(logs.create_log_group, logGroupName="/fresh", kmsKeyId=key["Arn"])
+    assert err["Code"] == "AccessDeniedException" and err["Message"].startswith(
+        "The specified KMS key does not exist or is not allowed to be used with Arn 'arn:aws:logs:us-east-1:")
+    eventually(kms.enable_key_rotation, KeyId=key["KeyId"])
+    logs.create_log_group(logGroupName="/fresh", kmsKeyId=key["Arn"])
+    assert logs.describe_log_groups(logGroupNamePrefix="/fresh")["logGroups"][0]["kmsKeyId"] == key["Arn"]
 
 
 def test_failed_launch_is_a_scaling_activity(aws):

@@ -17,7 +17,7 @@ PROGRESS = re.compile(r"^rack (?P<rack>[a-z0-9-]+): (?P<step>(reading|creating|u
 # every timing of the realism mode (scripts/realism.py); the slow install sets all but one to 0
 REALISM_TIMINGS = ("latency", "nat_pending", "nat_deleting", "lb_provisioning", "instance_pending", "agent_registration",
                    "asg_delete", "lb_eni_linger", "profile_propagation", "s3_consistency", "ec2_consistency",
-                   "tagging_lag", "bucket_policy_propagation")
+                   "tagging_lag", "bucket_policy_propagation", "kms_consistency")
 SUMMARY = re.compile(r"^rack (?P<rack>[a-z0-9-]+) is (?P<status>[a-z]+)(?: at (?P<router>\S+))?: "
                      r"(?:no change|(?P<count>\d+) changes?)(?P<check> would be made \(check mode\))?$")
 
