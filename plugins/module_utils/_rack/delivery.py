@@ -14,7 +14,7 @@ No AWS calls here: every document is unit tested (tests/unit/test_delivery.py)."
 
 from __future__ import annotations
 
-from .naming import BUCKET_LOGS_PREFIX, FLOW_LOGS_PREFIX, ROUTER_LOGS_PREFIX
+from .naming import BUCKET_LOGS_PREFIX, FLOW_LOGS_PREFIX, LOG_DELIVERY_SERVICE, ROUTER_LOGS_PREFIX
 
 # Elastic Load Balancing's account in each Region available before August 2022: the principal
 # of the access logs' bucket policy there. Regions available since then take the service principal
@@ -32,7 +32,6 @@ ELB_ACCOUNTS = {
     "cn-north-1": "638102146993", "cn-northwest-1": "037604701340",
 }
 ELB_LOG_DELIVERY_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
-LOG_DELIVERY_SERVICE = "delivery.logs.amazonaws.com"
 S3_LOGGING_SERVICE = "logging.s3.amazonaws.com"
 ROUTER_LOGS_SID = "AllowLoadBalancerAccessLogs"
 FLOW_LOGS_WRITE_SID = "AllowFlowLogsDelivery"

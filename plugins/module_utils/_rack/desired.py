@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 
-from .naming import ACCESS_LOGS_PREFIX, LOGS_PREFIX
+from .naming import ACCESS_LOGS_PREFIX, LOG_DELIVERY_SERVICE, LOGS_PREFIX
 
 # The ECS-optimised Amazon Linux 2023 image of today, per architecture (AWS: "Retrieving Amazon
 # ECS-optimized Linux AMI metadata": .../amazon-linux-2023/recommended and .../arm64/recommended).
@@ -318,7 +318,7 @@ AWS_LOG_DELIVERY_SIDS = ("AWSLogDeliveryWrite", "AWSLogDeliveryAclCheck")
 def added_by_aws(statement):
     principal = statement.get("Principal")
     return (str(statement.get("Sid") or "").startswith(AWS_LOG_DELIVERY_SIDS)
-            and isinstance(principal, dict) and principal.get("Service") == "delivery.logs.amazonaws.com")
+            and isinstance(principal, dict) and principal.get("Service") == LOG_DELIVERY_SERVICE)
 
 
 def policy_equal(current, wanted):

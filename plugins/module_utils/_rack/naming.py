@@ -32,6 +32,8 @@ ROUTER_LOGS_PREFIX = LOGS_PREFIX + "router"
 # the rack bucket's own server access logs.
 BUCKET_LOGS_PREFIX = LOGS_PREFIX + "bucket/"
 LOG_BUCKET_SUFFIX = "-logs"
+# The service that delivers flow logs (and other vended logs) to the log bucket (desired, delivery).
+LOG_DELIVERY_SERVICE = "delivery.logs.amazonaws.com"
 
 
 class RackNames:

@@ -297,8 +297,8 @@ def delete_group(run, name, waits):
     asg("delete_auto_scaling_group", AutoScalingGroupName=name, ForceDelete=True)
 
     def gone():
-        found = (asg("describe_auto_scaling_groups", AutoScalingGroupNames=[name]) or {}).get("AutoScalingGroups")
-        return not [g for g in found or [] if g.get("AutoScalingGroupName") == name]
+        found = (asg("describe_auto_scaling_groups", AutoScalingGroupNames=[name]) or {}).get("AutoScalingGroups") or []
+        return not any(g.get("AutoScalingGroupName") == name for g in found)
     waits.append(("auto scaling group %s to terminate its instances and go" % name, gone))
 
 

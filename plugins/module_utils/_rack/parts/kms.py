@@ -27,7 +27,6 @@ DELETION_WINDOW_DAYS = 30   # the longest KMS allows (ScheduleKeyDeletion Pendin
 # policy yet: CreateKey/PutKeyPolicy answer MalformedPolicyDocumentException until IAM propagates it
 # (AWS KMS API reference, CreateKey: "the principal ... might not be visible to AWS KMS").
 NEW_PRINCIPAL = ("MalformedPolicyDocumentException",)
-NEW_KEY = ("NotFoundException",)
 
 
 def _tags(aws, key_id, what):
@@ -100,8 +99,8 @@ def ensure(run):
                        Tags=tag_list(run.tags, key="TagKey", value="TagValue"))["KeyMetadata"]
             # KMS is eventually consistent: a key just made may answer NotFoundException for a moment (AWS KMS
             # developer guide, "AWS KMS eventual consistency"); the calls that name it retry that.
-            kms("enable_key_rotation", retry_on=NEW_KEY, KeyId=meta["KeyId"])
-            kms("create_alias", retry_on=NEW_KEY, AliasName=alias, TargetKeyId=meta["KeyId"])
+            kms("enable_key_rotation", retry_on=NOT_FOUND, KeyId=meta["KeyId"])
+            kms("create_alias", retry_on=NOT_FOUND, AliasName=alias, TargetKeyId=meta["KeyId"])
             run.new_kms_key = meta["Arn"]
             return meta["Arn"]
         arn = plan.change("kms_key", alias, "create", create, detail={"rotation": True}) or CHECK_MODE_ID
